@@ -1,0 +1,132 @@
+"""The model zoo: LeNet-5, AlexNet, ZFNet, VGG-16, and small ZF-style networks that train on a CPU.
+
+Every builder takes ``num_classes``, ``input_shape`` (C, H, W), ``seed`` (weights and dropout masks) and
+``init`` ("he", or "zf" for Zeiler & Fergus's Gaussian with std 1e-2). The size of the first fully connected
+layer follows from the input shape, so any input large enough for the convolutions works.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
+from .net import Sequential
+
+__all__ = ["lenet5", "alexnet", "zfnet", "vgg16", "zfnet_small", "MODELS", "build"]
+
+
+class _Builder:
+    """Appends layers while tracking the per-sample shape, so fully connected sizes are never typed by hand."""
+
+    def __init__(self, input_shape, seed, init):
+        self.shape = tuple(input_shape)
+        if len(self.shape) != 3:
+            raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
+        self.rng = np.random.default_rng(seed)
+        self.init = init
+        self.layers = []
+
+    def add(self, layer):
+        self.shape = layer.output_shape(self.shape)
+        self.layers.append(layer)
+        return self
+
+    def conv(self, name, out_channels, kernel, stride=1, pad=0, relu=True):
+        self.add(Conv2D(self.shape[0], out_channels, kernel, stride, pad, self.init, rng=self.rng, name=f"conv{name}"))
+        if relu:
+            self.add(ReLU(name=f"relu{name}"))
+        return self
+
+    def pool(self, name, kernel, stride, ceil_mode=False):
+        return self.add(MaxPool2D(kernel, stride, ceil_mode=ceil_mode, name=f"pool{name}"))
+
+    def norm(self, name, **lrn):
+        return self.add(LRN(**lrn, name=f"norm{name}"))
+
+    def fc(self, name, out_features, relu=True, dropout=0.0):
+        if len(self.shape) == 3:
+            self.add(Flatten(name="flatten"))
+        self.add(Linear(self.shape[0], out_features, self.init, rng=self.rng, name=f"fc{name}"))
+        if relu:
+            self.add(ReLU(name=f"relu{name}"))
+        if dropout:
+            self.add(Dropout(dropout, seed=int(self.rng.integers(2**31)), name=f"drop{name}"))
+        return self
+
+    def build(self, name):
+        return Sequential(self.layers, name=name)
+
+
+def lenet5(num_classes=10, input_shape=(1, 32, 32), seed=0, init="he"):
+    """LeCun et al. 1998, with ReLU and max pooling: conv 6@5x5 - pool - conv 16@5x5 - pool - 120 - 84 - classes."""
+    b = _Builder(input_shape, seed, init)
+    b.conv(1, 6, 5).pool(1, 2, 2).conv(2, 16, 5).pool(2, 2, 2)
+    b.fc(3, 120).fc(4, 84).fc(5, num_classes, relu=False)
+    return b.build("lenet5")
+
+
+def alexnet(num_classes=1000, input_shape=(3, 227, 227), seed=0, init="he", dropout=0.5):
+    """Krizhevsky et al. 2012, single stream (the seed's simplified table).
+
+    227x227x3 -> conv1 96@11x11/4 (55x55) -> pool 3/2 (27) -> LRN -> conv2 256@5x5 pad 2 (27) -> pool 3/2 (13)
+    -> LRN -> conv3 384@3x3 -> conv4 384@3x3 -> conv5 256@3x3 (13) -> pool 3/2 (6) -> fc6 4096 -> fc7 4096 -> fc8.
+    """
+    b = _Builder(input_shape, seed, init)
+    b.conv(1, 96, 11, stride=4).pool(1, 3, 2).norm(1)
+    b.conv(2, 256, 5, pad=2).pool(2, 3, 2).norm(2)
+    b.conv(3, 384, 3, pad=1).conv(4, 384, 3, pad=1).conv(5, 256, 3, pad=1).pool(5, 3, 2)
+    b.fc(6, 4096, dropout=dropout).fc(7, 4096, dropout=dropout).fc(8, num_classes, relu=False)
+    return b.build("alexnet")
+
+
+def zfnet(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="zf", dropout=0.5):
+    """Zeiler & Fergus 2014, Fig. 3.
+
+    224x224x3 -> conv1 96@7x7/2 (110) -> pool 3/2 (55) -> LRN -> conv2 256@5x5/2 (26) -> pool 3/2 (13) -> LRN
+    -> conv3 384@3x3 -> conv4 384@3x3 -> conv5 256@3x3 (13) -> pool 3/2 (6) -> fc6 4096 -> fc7 4096 -> fc8.
+    The 110 -> 55 and 26 -> 13 poolings round up (ceil mode), as in the paper's Caffe-style implementation.
+    """
+    b = _Builder(input_shape, seed, init)
+    b.conv(1, 96, 7, stride=2, pad=1).pool(1, 3, 2, ceil_mode=True).norm(1)
+    b.conv(2, 256, 5, stride=2).pool(2, 3, 2, ceil_mode=True).norm(2)
+    b.conv(3, 384, 3, pad=1).conv(4, 384, 3, pad=1).conv(5, 256, 3, pad=1).pool(5, 3, 2, ceil_mode=True)
+    b.fc(6, 4096, dropout=dropout).fc(7, 4096, dropout=dropout).fc(8, num_classes, relu=False)
+    return b.build("zfnet")
+
+
+def vgg16(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="he", dropout=0.5):
+    """Simonyan & Zisserman 2015, configuration D: 13 convolutions 3x3 pad 1 in five blocks, three fc layers."""
+    b = _Builder(input_shape, seed, init)
+    for block, (width, repeats) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], start=1):
+        for i in range(1, repeats + 1):
+            b.conv(f"{block}_{i}", width, 3, pad=1)
+        b.pool(block, 2, 2)
+    b.fc(6, 4096, dropout=dropout).fc(7, 4096, dropout=dropout).fc(8, num_classes, relu=False)
+    return b.build("vgg16")
+
+
+def zfnet_small(num_classes=10, input_shape=(3, 32, 32), seed=0, init="he", width=32, dropout=0.5):
+    """A ZF-style network sized for 32x32 to 64x64 inputs on a CPU (the default of ``minicnn demo``).
+
+    Same pattern as ZFNet (conv-relu-pool-LRN twice, three 3x3 convolutions, pool, two fc layers), with
+    ``width`` filters in conv1 (2x in conv2, 3x in conv3/4, 2x in conv5) and 5x5 filters at stride 1 in
+    conv1 (stride 2 from 64x64 up, to keep the cost down).
+    """
+    C, H, W = input_shape
+    stride1 = 2 if min(H, W) >= 64 else 1
+    w = width
+    b = _Builder(input_shape, seed, init)
+    b.conv(1, w, 5, stride=stride1, pad=2).pool(1, 3, 2, ceil_mode=True).norm(1)
+    b.conv(2, 2 * w, 5, pad=2).pool(2, 3, 2, ceil_mode=True).norm(2)
+    b.conv(3, 3 * w, 3, pad=1).conv(4, 3 * w, 3, pad=1).conv(5, 2 * w, 3, pad=1).pool(5, 3, 2, ceil_mode=True)
+    b.fc(6, 8 * w, dropout=dropout).fc(7, 8 * w, dropout=dropout).fc(8, num_classes, relu=False)
+    return b.build("zfnet_small")
+
+
+MODELS = {"lenet5": lenet5, "alexnet": alexnet, "zfnet": zfnet, "vgg16": vgg16, "zfnet_small": zfnet_small}
+
+
+def build(name, **kwargs):
+    """Build a zoo model by name: ``build("zfnet_small", num_classes=10, input_shape=(1, 32, 32))``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)

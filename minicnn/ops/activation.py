@@ -1,0 +1,59 @@
+"""ReLU with its three backward rules, softmax and log-softmax.
+
+The rules (DESIGN §4) differ only in where the upstream signal ``dy`` is let through:
+
+    rule         passes dy where              used by
+    "backprop"   x > 0  (the forward input)   training, saliency (Simonyan et al.)
+    "deconvnet"  dy > 0 (the signal itself)   Zeiler-Fergus projection
+    "guided"     x > 0 and dy > 0             guided backpropagation (Springenberg et al.)
+
+So the deconvnet is the network's own backward pass with a different ReLU rule.
+"""
+from __future__ import annotations
+
+from .. import backend
+
+__all__ = ["RELU_RULES", "relu_forward", "relu_backward", "softmax", "log_softmax"]
+
+RELU_RULES = ("backprop", "deconvnet", "guided")
+
+
+def relu_forward(x):
+    """y = max(x, 0), elementwise; the cache is the input x (any shape)."""
+    xp = backend.xp(x)
+    return xp.maximum(x, 0), x
+
+
+def check_rule(rule, name="relu"):
+    if rule not in RELU_RULES:
+        raise ValueError(f"{name}: unknown ReLU rule {rule!r}; expected one of {', '.join(map(repr, RELU_RULES))}")
+
+
+def relu_backward(dy, cache, rule="backprop", name="relu"):
+    """dy (shape of x) -> dx: dy where the rule lets it through, 0 elsewhere. Never writes into dy."""
+    check_rule(rule, name)
+    x = cache
+    if tuple(dy.shape) != tuple(x.shape):
+        raise ValueError(f"{name}: upstream gradient must have the input shape {tuple(x.shape)}, got {tuple(dy.shape)}")
+    xp = backend.xp(dy)
+    if rule == "backprop":
+        gate = x > 0
+    elif rule == "deconvnet":
+        gate = dy > 0
+    else:
+        gate = (x > 0) & (dy > 0)
+    return xp.where(gate, dy, dy.dtype.type(0))
+
+
+def log_softmax(z, axis=-1):
+    """log(softmax(z)) computed as z - max - log(sum(exp(z - max))): finite for logits of any size."""
+    xp = backend.xp(z)
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(z, axis=-1):
+    """exp(z) / sum(exp(z)) along ``axis``, shifted by the max so that exp never overflows."""
+    xp = backend.xp(z)
+    e = xp.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)

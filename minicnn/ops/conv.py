@@ -1,0 +1,221 @@
+"""Convolution (im2col + one GEMM) and the fully connected layer.
+
+Notation, used in every op of this package:
+
+    N  batch size          C  input channels      H, W   input height, width
+    F  filters (output channels)                  kh, kw kernel height, width
+    sy, sx  strides        ph, pw  zero padding   oh, ow output height, width
+    x  input (N, C, H, W)  y  output (N, F, oh, ow)
+    dy upstream gradient (shape of y)             dx, dW, db  gradients of x, W, b
+
+with ``oh = (H + 2*ph - kh) // sy + 1`` and likewise ``ow``.
+
+Layout of the column matrix: ``cols`` has shape ``(C*kh*kw, N*oh*ow)``. Row ``(c, ky, kx)`` holds, for every
+output position of every image, the input pixel that kernel tap ``(ky, kx)`` of channel ``c`` sees there. The
+forward pass is then a single GEMM ``W.reshape(F, C*kh*kw) @ cols`` -> ``(F, N*oh*ow)``; one large GEMM keeps
+BLAS busy far better than N small ones.
+
+Conv weights are ``(F, C, kh, kw)``; linear weights are ``(in, out)`` so that ``y = x @ W + b``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import backend
+from ._checks import check_float_array, conv_output_size, pair
+
+__all__ = [
+    "im2col", "col2im", "conv_output_shape",
+    "conv2d_forward", "conv2d_backward", "conv2d_forward_naive", "conv2d_backward_naive",
+    "linear_forward", "linear_backward", "ConvCache", "LinearCache",
+]
+
+
+def conv_output_shape(x_shape, kernel, stride=1, pad=0, name="conv2d"):
+    """(oh, ow) of a convolution or pooling window over an input of shape (N, C, H, W)."""
+    kh, kw = pair(kernel, "kernel", name)
+    sy, sx = pair(stride, "stride", name)
+    ph, pw = pair(pad, "pad", name)
+    H, W = x_shape[-2:]
+    return (conv_output_size(H, kh, sy, ph, name, "height"), conv_output_size(W, kw, sx, pw, name, "width"))
+
+
+def im2col(x, kernel, stride=1, pad=0):
+    """Unfold every receptive field of ``x`` into a column.
+
+    x: (N, C, H, W) -> cols: (C*kh*kw, N*oh*ow), rows ordered (c, ky, kx), columns ordered (n, oy, ox).
+    """
+    xp = backend.xp(x)
+    N, C, H, W = x.shape
+    kh, kw = pair(kernel, "kernel", "im2col")
+    sy, sx = pair(stride, "stride", "im2col")
+    ph, pw = pair(pad, "pad", "im2col")
+    oh, ow = conv_output_shape(x.shape, (kh, kw), (sy, sx), (ph, pw), "im2col")
+    x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if (ph or pw) else x
+    cols = xp.empty((C, kh, kw, N, oh, ow), dtype=x.dtype)
+    # One strided copy per kernel tap: tap (ky, kx) sees x_pad[ky + sy*oy, kx + sx*ox].
+    for ky in range(kh):
+        for kx in range(kw):
+            window = x_pad[:, :, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx]
+            cols[:, ky, kx] = window.transpose(1, 0, 2, 3)
+    return cols.reshape(C * kh * kw, N * oh * ow)
+
+
+def col2im(cols, x_shape, kernel, stride=1, pad=0):
+    """Adjoint of ``im2col``: add every column entry back onto the pixel it was copied from.
+
+    cols: (C*kh*kw, N*oh*ow) -> dx: x_shape = (N, C, H, W). Overlapping receptive fields add up.
+    """
+    xp = backend.xp(cols)
+    N, C, H, W = x_shape
+    kh, kw = pair(kernel, "kernel", "col2im")
+    sy, sx = pair(stride, "stride", "col2im")
+    ph, pw = pair(pad, "pad", "col2im")
+    oh, ow = conv_output_shape(x_shape, (kh, kw), (sy, sx), (ph, pw), "col2im")
+    cols6 = cols.reshape(C, kh, kw, N, oh, ow)
+    dx_pad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            dx_pad[:, :, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx] += \
+                cols6[:, ky, kx].transpose(1, 0, 2, 3)
+    if ph or pw:
+        return xp.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W])
+    return dx_pad
+
+
+@dataclass
+class ConvCache:
+    """What conv2d_backward needs: the input shape, the weights and the column matrix of the input."""
+    x_shape: tuple
+    W: object
+    cols: object
+    stride: tuple
+    pad: tuple
+    y_shape: tuple
+
+
+def _check_conv_args(x, W, b, name):
+    check_float_array(x, 4, name)
+    check_float_array(W, 4, name, what="weight", layout="(F, C, kh, kw)")
+    if x.dtype != W.dtype:
+        raise TypeError(f"{name}: input dtype {x.dtype} does not match weight dtype {W.dtype}")
+    if x.shape[1] != W.shape[1]:
+        raise ValueError(f"{name}: expected {W.shape[1]} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+    if b is not None and tuple(b.shape) != (W.shape[0],):
+        raise ValueError(f"{name}: bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+
+
+def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
+    """2-D convolution (cross-correlation, as in every deep-learning framework).
+
+    x: (N, C, H, W), W: (F, C, kh, kw), b: (F,) or None -> y: (N, F, oh, ow), cache.
+    """
+    _check_conv_args(x, W, b, name)
+    xp = backend.xp(x)
+    F, _, kh, kw = W.shape
+    stride, pad = pair(stride, "stride", name), pair(pad, "pad", name)
+    N = x.shape[0]
+    oh, ow = conv_output_shape(x.shape, (kh, kw), stride, pad, name)
+    cols = im2col(x, (kh, kw), stride, pad)
+    y = W.reshape(F, -1) @ cols                       # (F, N*oh*ow): the one GEMM
+    if b is not None:
+        y += b[:, None]
+    y = xp.ascontiguousarray(y.reshape(F, N, oh, ow).transpose(1, 0, 2, 3))
+    return y, ConvCache(tuple(x.shape), W, cols, stride, pad, tuple(y.shape))
+
+
+def conv2d_backward(dy, cache: ConvCache, need_dx=True, param_grads=True, name="conv2d"):
+    """Gradients of conv2d_forward.
+
+    dy: (N, F, oh, ow) -> (dx (N, C, H, W) or None, dW (F, C, kh, kw) or None, db (F,) or None).
+    ``need_dx=False`` skips the input gradient (the first layer of a network never needs it);
+    ``param_grads=False`` skips dW and db (deconvnet and saliency need only dx).
+    """
+    if tuple(dy.shape) != cache.y_shape:
+        raise ValueError(f"{name}: upstream gradient must have the output shape {cache.y_shape}, got {tuple(dy.shape)}")
+    W = cache.W
+    F = W.shape[0]
+    dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1)   # (F, N*oh*ow), same column order as cols
+    dx = dW = db = None
+    if param_grads:
+        dW = (dy_rows @ cache.cols.T).reshape(W.shape)
+        db = dy_rows.sum(axis=1)
+    if need_dx:
+        dcols = W.reshape(F, -1).T @ dy_rows
+        dx = col2im(dcols, cache.x_shape, W.shape[2:], cache.stride, cache.pad)
+    return dx, dW, db
+
+
+def conv2d_forward_naive(x, W, b=None, stride=1, pad=0):
+    """Convolution as the definition reads: a weighted sum over each window. Slow; for teaching and tests.
+
+    y[n, f, oy, ox] = b[f] + sum_{c, ky, kx} W[f, c, ky, kx] * x_pad[n, c, sy*oy + ky, sx*ox + kx]
+    """
+    _check_conv_args(x, W, b, "conv2d_naive")
+    xp = backend.xp(x)
+    F, _, kh, kw = W.shape
+    (sy, sx), (ph, pw) = pair(stride, "stride", "conv2d_naive"), pair(pad, "pad", "conv2d_naive")
+    oh, ow = conv_output_shape(x.shape, (kh, kw), (sy, sx), (ph, pw), "conv2d_naive")
+    x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    y = xp.zeros((x.shape[0], F, oh, ow), dtype=x.dtype)
+    for oy in range(oh):
+        for ox in range(ow):
+            window = x_pad[:, :, sy * oy:sy * oy + kh, sx * ox:sx * ox + kw]      # (N, C, kh, kw)
+            y[:, :, oy, ox] = xp.tensordot(window, W, axes=([1, 2, 3], [1, 2, 3]))
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def conv2d_backward_naive(dy, x, W, stride=1, pad=0):
+    """Gradients by the definition, window by window. Slow; for teaching and tests.
+
+    Every output y[n, f, oy, ox] touched the window x_pad[n, :, sy*oy:+kh, sx*ox:+kw] through W[f]:
+    it sends dy * W[f] back to that window and dy * window into dW[f].
+    """
+    xp = backend.xp(x)
+    F, _, kh, kw = W.shape
+    (sy, sx), (ph, pw) = pair(stride, "stride", "conv2d_naive"), pair(pad, "pad", "conv2d_naive")
+    N, C, H, Wd = x.shape
+    x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dx_pad = xp.zeros_like(x_pad)
+    dW = xp.zeros_like(W)
+    for oy in range(dy.shape[2]):
+        for ox in range(dy.shape[3]):
+            g = dy[:, :, oy, ox]                                                    # (N, F)
+            window = x_pad[:, :, sy * oy:sy * oy + kh, sx * ox:sx * ox + kw]        # (N, C, kh, kw)
+            dx_pad[:, :, sy * oy:sy * oy + kh, sx * ox:sx * ox + kw] += xp.tensordot(g, W, axes=(1, 0))
+            dW += xp.tensordot(g, window, axes=(0, 0))
+    dx = dx_pad[:, :, ph:ph + H, pw:pw + Wd]
+    return dx, dW, dy.sum(axis=(0, 2, 3))
+
+
+@dataclass
+class LinearCache:
+    x: object
+    W: object
+
+
+def linear_forward(x, W, b=None, name="linear"):
+    """Fully connected layer. x: (N, in), W: (in, out), b: (out,) or None -> y: (N, out), cache."""
+    check_float_array(x, 2, name, layout="(N, in_features)")
+    check_float_array(W, 2, name, what="weight", layout="(in_features, out_features)")
+    if x.dtype != W.dtype:
+        raise TypeError(f"{name}: input dtype {x.dtype} does not match weight dtype {W.dtype}")
+    if x.shape[1] != W.shape[0]:
+        raise ValueError(f"{name}: expected {W.shape[0]} input features, got {x.shape[1]} (input shape {tuple(x.shape)})")
+    y = x @ W
+    if b is not None:
+        y += b
+    return y, LinearCache(x, W)
+
+
+def linear_backward(dy, cache: LinearCache, need_dx=True, param_grads=True, name="linear"):
+    """dy: (N, out) -> (dx (N, in) or None, dW (in, out) or None, db (out,) or None)."""
+    expected = (cache.x.shape[0], cache.W.shape[1])
+    if tuple(dy.shape) != expected:
+        raise ValueError(f"{name}: upstream gradient must have shape {expected}, got {tuple(dy.shape)}")
+    dx = dy @ cache.W.T if need_dx else None
+    dW = cache.x.T @ dy if param_grads else None
+    db = dy.sum(axis=0) if param_grads else None
+    return dx, dW, db
