@@ -35,7 +35,10 @@ def init_weights(shape, fan_in, init, rng, dtype=np.float32):
     else:
         raise ValueError(f"unknown initialiser {init!r}; expected 'he', 'zf' or a standard deviation")
     rng = rng if rng is not None else np.random.default_rng()
-    return (rng.standard_normal(shape) * std).astype(dtype)
+    # Drawing in float32 directly halves the memory and time of building VGG-16's 138M weights.
+    w = rng.standard_normal(shape, dtype=np.float32)
+    w *= np.float32(std)
+    return w.astype(dtype, copy=False)
 
 
 class Layer:
