@@ -7,10 +7,12 @@ device answers, ``gpu_available()`` is simply False.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["xp", "is_gpu_array", "gpu_available", "gpu_unavailable_reason", "to_device", "to_numpy", "cupy"]
+__all__ = ["xp", "is_gpu_array", "gpu_available", "gpu_unavailable_reason", "to_device", "to_numpy", "cupy",
+           "KERNEL_DIR", "KERNEL_FILES", "kernel_source", "get_kernel", "launch"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,3 +75,54 @@ def to_numpy(x):
     if is_gpu_array(x):
         return x.get()
     return np.asarray(x)
+
+
+# --- hand-written CUDA kernels ----------------------------------------------------------------------------
+#
+# The .cu sources live in minicnn/kernels/, INSIDE the package (DESIGN §1 draws them at the repository root):
+# package data is what a non-editable ``pip install .`` copies, so only there are they found after installing.
+#
+# The element type is chosen by prefixing the source with ``#define T float`` (or double) rather than passing
+# ``-DT=float``: both NVRTC and nvcc include CUDA headers of their own before the source, and those headers use
+# ``T`` as a template parameter name, which a command-line macro would rewrite. A ``#define`` at the top of the
+# source takes effect after them. The tests compile exactly this text (g++ with a CPU shim, nvcc to PTX).
+
+KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
+KERNEL_FILES = ("im2col.cu", "pool.cu", "lrn.cu", "relu.cu")
+_C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+BLOCK = 256            # threads per block; every kernel is a grid-stride loop, so any grid size is correct
+MAX_BLOCKS = 65535     # enough blocks to fill any current GPU; larger problems loop (grid stride)
+
+
+def kernel_source(filename: str, dtype) -> str:
+    """The CUDA source of ``kernels/<filename>`` specialised for ``dtype`` (float32 -> float, float64 -> double)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _C_TYPES:
+        raise TypeError(f"minicnn kernels exist for float32 and float64, not {dtype}")
+    path = KERNEL_DIR / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"kernel source {path} is missing; was minicnn installed without its package data?")
+    return f"#define T {_C_TYPES[dtype]}\n" + path.read_text()
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_module(filename: str, dtype_name: str):
+    """Compile one kernel file for one dtype, once per process (CuPy also caches the binary on disk)."""
+    cp = cupy()
+    if cp is None:
+        raise RuntimeError(f"CUDA kernels need a GPU: {gpu_unavailable_reason()}")
+    return cp.RawModule(code=kernel_source(filename, dtype_name))
+
+
+def get_kernel(filename: str, name: str, dtype):
+    """The kernel ``name`` from ``kernels/<filename>`` compiled for ``dtype`` (cached per file and dtype)."""
+    return _kernel_module(filename, np.dtype(dtype).name).get_function(name)
+
+
+def launch(kernel, total: int, args: tuple) -> None:
+    """Run ``kernel`` over ``total`` output elements: one thread per element up to MAX_BLOCKS blocks, the
+    grid-stride loop covering the rest. Scalars in ``args`` must already have their C type (np.int32, ...)."""
+    if total <= 0:
+        return
+    blocks = min((total + BLOCK - 1) // BLOCK, MAX_BLOCKS)
+    kernel((blocks,), (BLOCK,), args)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import backend
+from . import _gpu
 from ._checks import check_float_array
 
 __all__ = ["lrn_forward", "lrn_backward", "lrn_alpha_from_torch", "channel_window_sum",
@@ -62,6 +63,9 @@ class LRNCache:
 def lrn_forward(x, n=5, k=2.0, alpha=1e-4, beta=0.75, name="lrn"):
     """Across-channel LRN. x: (N, C, H, W) -> y: same shape, cache. Defaults are Krizhevsky's."""
     _check_lrn_args(x, n, k, alpha, beta, name)
+    if _gpu.handles(x):  # CuPy array: the kernel in kernels/lrn.cu
+        y, d = _gpu.lrn_forward(x, n, k, alpha, beta)
+        return y, LRNCache(x, y, d, n, alpha, beta)
     d = k + alpha * channel_window_sum(x * x, n)
     y = x * d ** (-beta)
     return y, LRNCache(x, y, d, n, alpha, beta)
@@ -71,6 +75,8 @@ def lrn_backward(dy, cache: LRNCache, name="lrn"):
     """dy: (N, C, H, W) -> dx: (N, C, H, W)."""
     if tuple(dy.shape) != tuple(cache.x.shape):
         raise ValueError(f"{name}: upstream gradient must have the input shape {tuple(cache.x.shape)}, got {tuple(dy.shape)}")
+    if _gpu.handles(dy):  # CuPy array: the kernel in kernels/lrn.cu
+        return _gpu.lrn_backward(dy, cache.x, cache.y, cache.d, cache.n, cache.alpha, cache.beta)
     x, y, d, beta = cache.x, cache.y, cache.d, cache.beta
     through = dy * d ** (-beta)
     coupling = channel_window_sum(dy * y / d, cache.n)

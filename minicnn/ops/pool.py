@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import backend
+from . import _gpu
 from ._checks import check_float_array, conv_output_size, pair
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "unpool2d", "avg_pool2d_forward", "avg_pool2d_backward",
@@ -80,6 +81,9 @@ def max_pool2d_forward(x, kernel, stride=None, pad=0, ceil_mode=False, name="max
     """
     xp = backend.xp(x)
     kernel, stride, pad, out = _pool_geometry(x, kernel, stride, pad, ceil_mode, name)
+    if _gpu.handles(x):  # CuPy array: the kernel in kernels/pool.cu
+        y, switches = _gpu.max_pool2d_forward(x, kernel, stride, pad, out)
+        return y, PoolCache(tuple(x.shape), kernel, stride, pad, tuple(y.shape), switches)
     (kh, kw), (sy, sx), (oh, ow) = kernel, stride, out
     x_pad = _padded(x, -xp.inf, kernel, stride, pad, out)
     N, C = x.shape[:2]
@@ -102,6 +106,8 @@ def max_pool2d_backward(dy, cache: PoolCache, name="max_pool2d"):
     """
     if tuple(dy.shape) != cache.out_shape:
         raise ValueError(f"{name}: upstream gradient must have the output shape {cache.out_shape}, got {tuple(dy.shape)}")
+    if _gpu.handles(dy):  # CuPy array: the gather kernel in kernels/pool.cu
+        return _gpu.max_pool2d_backward(dy, cache.switches, cache.x_shape, cache.kernel, cache.stride, cache.pad)
     xp = backend.xp(dy)
     N, C, H, W = cache.x_shape
     (kh, kw), (sy, sx), (ph, pw) = cache.kernel, cache.stride, cache.pad
