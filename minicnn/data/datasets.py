@@ -1,0 +1,144 @@
+"""Datasets that ship inside scikit-learn and scikit-image: nothing is downloaded, ever.
+
+Each builder returns images ``x`` float32 ``(N, C, H, W)`` in [0, 1], labels ``y`` int64 ``(N,)`` and the
+class names; :func:`minicnn.data.load_dataset` splits them.
+
+- ``digits``: scikit-learn's handwritten digits, 1,797 grey 8x8 images (ink 0..16), classes "0".."9".
+- ``faces``: scikit-image's ``lfw_subset``, 200 grey 25x25 images; the first 100 are aligned faces from
+  Labeled Faces in the Wild, the last 100 background patches: classes "face", "non-face". Eyes, nose and
+  mouth sit at the same place in every face: see :data:`FACE_PARTS`.
+- ``textures``: crops of scikit-image's sample photographs, one class per photograph (see
+  :data:`TEXTURE_SOURCES`), colour; train, val and test crops come from disjoint tiles of each photograph.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import check_size, require, resize_images, to_nchw, to_unit_float
+
+# Boxes (row0, row1, col0, col1), half-open, in the 25x25 lfw_subset frame; "left"/"right" are as seen in
+# the image (the viewer's left), i.e. "left_eye" is the subject's right eye. Placed on the mean of the 100
+# faces: the eyes are the dark bands at rows 7-8 (columns 4-8 and 13-17), the nose the bright ridge at
+# rows 9-13 down to the nostrils at row 14, the mouth the dark band at rows 17-18, columns 6-15. The face's
+# symmetry axis is between columns 10 and 11.
+FACE_PARTS = {
+    "left_eye": (6, 10, 3, 9),
+    "right_eye": (6, 10, 13, 19),
+    "nose": (9, 16, 8, 14),
+    "mouth": (16, 20, 6, 16),
+}
+FACES_SIZE = 25
+
+
+def face_parts(image_size: int = FACES_SIZE) -> dict:
+    """:data:`FACE_PARTS` scaled to ``image_size x image_size`` faces (boxes grow outward: floor/ceil)."""
+    image_size = check_size("face_parts", "image_size", image_size)
+    s = image_size / FACES_SIZE
+    return {part: (int(np.floor(r0 * s)), int(np.ceil(r1 * s)), int(np.floor(c0 * s)), int(np.ceil(c1 * s)))
+            for part, (r0, r1, c0, c1) in FACE_PARTS.items()}
+
+
+def load_digits_arrays(image_size=None):
+    """scikit-learn digits: x ``(1797, 1, S, S)`` (S = 8 or ``image_size``), y ``(1797,)``, names "0".."9"."""
+    datasets = require("sklearn.datasets", "scikit-learn", 'load_dataset("digits")')
+    bunch = datasets.load_digits()
+    x = to_unit_float(bunch.images[:, None], 16.0)
+    if image_size is not None:
+        x = resize_images(x, image_size)
+    return x, bunch.target.astype(np.int64), [str(d) for d in range(10)]
+
+
+def load_faces_arrays(image_size=None):
+    """scikit-image lfw_subset: x ``(200, 1, S, S)`` (S = 25 or ``image_size``), y ``(200,)`` (0 face, 1 non-face)."""
+    data = require("skimage.data", "scikit-image", 'load_dataset("faces")')
+    images = np.asarray(data.lfw_subset())
+    if images.shape != (200, FACES_SIZE, FACES_SIZE):
+        raise ValueError(f'load_dataset("faces"): expected lfw_subset of shape (200, 25, 25), got {images.shape}')
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    x = to_unit_float(images[:, None], scale)
+    if image_size is not None:
+        x = resize_images(x, image_size)
+    y = np.repeat(np.arange(2, dtype=np.int64), 100)  # documented: first 100 faces, last 100 non-faces
+    return x, y, ["face", "non-face"]
+
+
+# (class name, skimage.data function). Grey photographs are replicated to 3 channels.
+TEXTURE_SOURCES = (
+    ("brick", "brick"), ("grass", "grass"), ("gravel", "gravel"), ("camera", "camera"),
+    ("coins", "coins"), ("moon", "moon"), ("coffee", "coffee"), ("cat", "chelsea"),
+    ("astronaut", "astronaut"), ("rocket", "rocket"),
+)
+
+
+def _tile_grid(h: int, w: int, tile: int):
+    """Top-left corners of the non-overlapping ``tile x tile`` tiles covering as much of an ``h x w`` image."""
+    return [(r, c) for r in range(0, h - tile + 1, tile) for c in range(0, w - tile + 1, tile)]
+
+
+def make_textures(n_samples: int = 2000, image_size: int = 32, seed: int = 0, val_fraction: float = 0.15,
+                  test_fraction: float = 0.15, sources=TEXTURE_SOURCES):
+    """Random crops of scikit-image's sample photographs, one class per photograph.
+
+    Each photograph is resized so that its shorter side is ``8 * image_size`` (256 pixels for 32x32 crops,
+    so a crop shows the same part of a photograph whatever the size), converted to 3 channels, and cut into
+    non-overlapping tiles of ``2 * image_size`` pixels. The tiles of each photograph are dealt at random
+    (seeded) to train, val and test in the given fractions (at least one tile each when the fraction is
+    > 0), and every crop lies inside one tile: **no test or val crop overlaps any train crop**. The crops
+    themselves are at random positions inside a random tile of their split.
+
+    n_samples : total number of crops, divided among classes equally and among splits by the fractions.
+    Returns ``(x, y, class_names, split, origin)``: x float32 ``(n, 3, S, S)`` in [0, 1], y int64 ``(n,)``,
+    ``split`` int8 ``(n,)`` with 0 train, 1 val, 2 test, and ``origin`` int64 ``(n, 2)``, the top-left
+    corner (row, col) of each crop in its resized photograph.
+    """
+    data = require("skimage.data", "scikit-image", 'load_dataset("textures")')
+    n_samples = check_size("make_textures", "n_samples", n_samples)
+    size = check_size("make_textures", "image_size", image_size, minimum=4)
+    k = len(sources)
+    if n_samples < k:
+        raise ValueError(f"make_textures: n_samples must be at least the number of classes ({k}), got {n_samples}")
+    rng = np.random.default_rng(seed)
+    tile = 2 * size
+    per_class = np.full(k, n_samples // k)
+    per_class[: n_samples % k] += 1
+    xs, ys, splits, origins = [], [], [], []
+    for label, (_, func) in enumerate(sources):
+        photo = to_nchw(np.asarray(getattr(data, func)()), channels=3)[None]  # (1, 3, h, w)
+        photo = to_unit_float(photo, 255.0 if photo.dtype == np.uint8 else 1.0)
+        h, w = photo.shape[2:]
+        scale = 8 * size / min(h, w)
+        photo = resize_images(photo, (int(round(h * scale)), int(round(w * scale))))
+        corners = _tile_grid(photo.shape[2], photo.shape[3], tile)
+        tile_part = _deal_tiles(len(corners), (val_fraction, test_fraction), rng)
+        m = int(per_class[label])
+        n_val, n_test = int(round(val_fraction * m)), int(round(test_fraction * m))
+        part = np.concatenate([np.zeros(m - n_val - n_test, np.int8), np.ones(n_val, np.int8),
+                               np.full(n_test, 2, np.int8)])
+        crops = np.empty((m, 3, size, size), dtype=np.float32)
+        origin = np.empty((m, 2), dtype=np.int64)
+        for i, p in enumerate(part):
+            choices = np.flatnonzero(tile_part == p)
+            r0, c0 = corners[int(rng.choice(choices))]
+            dr, dc = rng.integers(0, tile - size + 1, size=2)
+            crops[i] = photo[0, :, r0 + dr:r0 + dr + size, c0 + dc:c0 + dc + size]
+            origin[i] = (r0 + dr, c0 + dc)
+        xs.append(crops)
+        ys.append(np.full(m, label, np.int64))
+        splits.append(part)
+        origins.append(origin)
+    return (np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys), [name for name, _ in sources],
+            np.concatenate(splits), np.concatenate(origins))
+
+
+def _deal_tiles(n_tiles: int, fractions, rng) -> np.ndarray:
+    """Assign ``n_tiles`` tiles to parts 0 (train), 1 (val), 2 (test): int8 ``(n_tiles,)``."""
+    counts = []
+    for f in fractions:
+        c = int(round(f * n_tiles))
+        counts.append(max(c, 1) if f > 0 else 0)
+    if n_tiles - sum(counts) < 1:
+        raise ValueError(f"make_textures: a photograph has only {n_tiles} tiles, too few for the fractions "
+                         f"{tuple(fractions)}; use a smaller image_size")
+    assign = np.concatenate([np.full(c, j + 1, np.int8) for j, c in enumerate(counts)]
+                            + [np.zeros(n_tiles - sum(counts), np.int8)])
+    return rng.permutation(assign)
