@@ -239,11 +239,3 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_dataset("folder", root=tmp_path / "missing")
 
-
-def test_image_folder_reads_without_pillow_through_matplotlib(tmp_path, monkeypatch):
-    (tmp_path / "k").mkdir()
-    img = np.random.default_rng(2).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    write_png(tmp_path / "k" / "0.png", img)
-    monkeypatch.setitem(__import__("sys").modules, "PIL", None)
-    x, _, _ = read_image_folder(tmp_path)
-    np.testing.assert_allclose(x[0], img.transpose(2, 0, 1) / 255.0, atol=1e-6)

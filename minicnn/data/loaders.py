@@ -1,5 +1,5 @@
 """Readers for datasets a user already has on disk: MNIST-style IDX files, CIFAR-10 python batches, and a
-folder of images with one sub-folder per class. Nothing is downloaded.
+folder of images with one sub-folder per class (read with Pillow). Nothing is downloaded.
 
 Each reader returns uint8 or float arrays as found; :func:`minicnn.data.load_dataset` scales them to [0, 1]
 and lays them out as ``(N, C, H, W)``.
@@ -192,21 +192,17 @@ def read_cifar10(root):
 
 # ---------------------------------------------------------------------------------------------- folders
 def _read_image(path: Path) -> np.ndarray:
-    """One image file as ``(H, W)`` or ``(H, W, 3|4)`` float32 in [0, 1] (PIL if installed, else matplotlib)."""
-    try:
-        from PIL import Image
-    except ImportError:
-        Image = None
-    try:
-        if Image is not None:
-            with Image.open(path) as im:
-                if im.mode not in ("L", "RGB", "RGBA"):
-                    im = im.convert("RGBA" if "A" in im.mode else "RGB")
-                arr = np.asarray(im)
-        else:
-            import matplotlib.image as mpimg
+    """One image file as ``(H, W)`` or ``(H, W, 3|4)`` float32 in [0, 1].
 
-            arr = mpimg.imread(path)
+    Read with Pillow, which matplotlib (a minicnn requirement) already depends on.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "RGB", "RGBA", "I;16"):
+                im = im.convert("RGBA" if "A" in im.mode else "RGB")
+            arr = np.asarray(im)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file's name
         raise ValueError(f'load_dataset("folder"): cannot read image {str(path)!r}: {exc}') from exc
     if arr.dtype == np.uint8:
