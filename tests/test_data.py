@@ -414,3 +414,38 @@ def test_load_dataset_errors(kwargs, exc, pattern):
     name = kwargs.pop("name")
     with pytest.raises(exc, match=pattern):
         load_dataset(name, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ properties
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(n=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), data=st.data())
+def test_ten_crop_centre_and_corners_property(n, h, w, data):
+    size = data.draw(st.integers(1, min(h, w)))
+    x = np.arange(n * 2 * h * w, dtype=np.float32).reshape(n, 2, h, w)
+    crops = ten_crop(x, size)
+    cy, cx = (h - size) // 2, (w - size) // 2
+    assert crops.shape == (10, n, 2, size, size)
+    np.testing.assert_array_equal(crops[4], x[:, :, cy:cy + size, cx:cx + size])
+    np.testing.assert_array_equal(crops[3], x[:, :, h - size:, w - size:])
+    np.testing.assert_array_equal(crops[9], crops[4][..., ::-1])
+
+
+@given(labels=st.lists(st.integers(0, 4), min_size=1, max_size=60), val=st.floats(0, 0.45),
+       test=st.floats(0, 0.45), seed=st.integers(0, 2**31))
+def test_stratified_split_always_partitions(labels, val, test, seed):
+    y = np.array(labels)
+    parts = stratified_split(y, (val, test), seed)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(y)))
+    assert set(y[parts[0]].tolist()) == set(labels)  # every class keeps at least one training image
+
+
+@given(pad=st.integers(0, 3), seed=st.integers(0, 1000))
+def test_random_crop_keeps_shape_and_mass_bound(pad, seed):
+    x = np.random.default_rng(seed).random((3, 2, 5, 6)).astype(np.float32) + 1.0
+    out = random_crop(x, pad, np.random.default_rng(seed))
+    assert out.shape == x.shape
+    # a crop of a zero-padded positive image holds a subset of the pixels: its sum cannot grow
+    assert np.all(out.sum(axis=(1, 2, 3)) <= x.sum(axis=(1, 2, 3)) + 1e-3)

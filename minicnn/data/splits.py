@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass
+@dataclass(eq=False)
 class ArrayDataset:
     """Images and labels held in memory.
 
@@ -59,7 +59,7 @@ class ArrayDataset:
         return f"ArrayDataset(x={self.x.shape} {self.x.dtype}, y={self.y.shape} {self.y.dtype})"
 
 
-@dataclass
+@dataclass(eq=False)
 class Splits:
     """A dataset split three ways, ready to train on.
 
