@@ -137,3 +137,18 @@ def default_layer(net, input_shape, kinds=(ReLU, MaxPool2D)):
     if not names:
         raise ValueError(f"{net.name} has no layer with (C, H, W) feature maps; layers are: {', '.join(net.names)}")
     return names[-1]
+
+
+def forward_keep(net, x, layer):
+    """One forward pass returning (output of ``layer``, final output): the layers in order, as ``net.forward``."""
+    a = net.forward(x, until=layer)
+    y = a
+    for lay in net.layers[net.index(layer) + 1:]:
+        y = lay.forward(y, train=False)
+    return a, y
+
+
+def softmax_np(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

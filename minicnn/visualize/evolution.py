@@ -1,0 +1,128 @@
+"""Feature evolution during training (Zeiler & Fergus 2014, Fig. 4).
+
+A Trainer callback that, at chosen epochs, finds for each chosen feature map its strongest activation over a
+fixed probe set and projects it to pixels with the deconvnet (cropped to the unit's receptive field). The
+figure shows one row per feature and one column per epoch: low layers settle within a few epochs, higher
+layers only after many.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ..train import Callback
+from ._common import as_batch, check_channel, check_layer
+from .plots import figure, mosaic, projection_to_display, _show
+from .topk import top_k
+
+__all__ = ["FeatureEvolution", "plot_evolution", "ZF_EPOCHS"]
+
+ZF_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
+
+
+class FeatureEvolution(Callback):
+    """Record deconvnet projections of chosen feature maps at chosen epochs (ZF Fig. 4).
+
+    probe: (N, C, H, W) fixed images (e.g. 200 validation images, mean-subtracted); features: dict
+    {layer name: list of channels}; epochs: the epochs to record (default ZF's 1, 2, 5, 10, 20, 30, 40, 64;
+    None = every epoch); path: if given, ``save(path)`` after every recording, so a gallery can draw it later.
+    ``record(net, epoch)`` may also be called by hand (epoch 0 = before training).
+    ``snapshots``: {layer: {"epochs": [e...], "crops": [(M, C, rh, rw) per epoch], "values": [(M,)],
+    "images": [(M,) probe indices]}}.
+    """
+
+    def __init__(self, probe, features, epochs=ZF_EPOCHS, rule="deconvnet", path=None, batch_size=128):
+        if not isinstance(features, dict) or not features:
+            raise TypeError("FeatureEvolution: features must be a non-empty dict {layer name: [channels]}")
+        self.probe = np.asarray(probe)
+        self.features = {layer: [int(c) for c in channels] for layer, channels in features.items()}
+        self.epochs = None if epochs is None else {int(e) for e in epochs}
+        self.rule, self.path, self.batch_size = rule, path, batch_size
+        self.snapshots = {layer: {"epochs": [], "crops": [], "values": [], "images": []} for layer in self.features}
+        self._checked = False
+
+    def _check(self, net):
+        as_batch(net, self.probe[:1], "probe images")
+        for layer, channels in self.features.items():
+            check_layer(net, layer)
+            check_channel(net, layer, np.asarray(channels), self.probe.shape[1:])
+        self._checked = True
+
+    def on_train_begin(self, trainer):
+        self._check(trainer.net)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.epochs is None or epoch in self.epochs:
+            self.record(trainer.net, epoch)
+
+    def record(self, net, epoch):
+        """Project the strongest activation (over the probe set) of every chosen map; store it under ``epoch``."""
+        if not self._checked:
+            self._check(net)
+        for layer, channels in self.features.items():
+            res = top_k(net, self.probe, layer, channels, k=1, rule=self.rule, batch_size=self.batch_size,
+                        show_progress=False)
+            snap = self.snapshots[layer]
+            snap["epochs"].append(int(epoch))
+            snap["crops"].append(res.projections[:, 0])
+            snap["values"].append(res.values[:, 0])
+            snap["images"].append(res.indices[:, 0])
+        if self.path is not None:
+            self.save(self.path)
+
+    def save(self, path):
+        """Write the snapshots to ``path`` (.npz, written to a temporary name and renamed)."""
+        arrays = {"features": np.array(json.dumps(self.features))}
+        for n, (layer, snap) in enumerate(self.snapshots.items()):
+            arrays[f"{n}/epochs"] = np.asarray(snap["epochs"], np.int64)
+            if snap["crops"]:
+                arrays[f"{n}/crops"] = np.stack(snap["crops"])
+                arrays[f"{n}/values"] = np.stack(snap["values"])
+                arrays[f"{n}/images"] = np.stack(snap["images"])
+        tmp = f"{path}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path):
+        """Read what ``save`` wrote: {layer: {"channels", "epochs", "crops" (E, M, C, rh, rw), "values" (E, M)}}."""
+        with np.load(path) as z:
+            features = json.loads(str(z["features"]))
+            out = {}
+            for n, (layer, channels) in enumerate(features.items()):
+                epochs = z[f"{n}/epochs"]
+                out[layer] = {"channels": channels, "epochs": epochs.tolist(),
+                              "crops": z[f"{n}/crops"] if f"{n}/crops" in z else None,
+                              "values": z[f"{n}/values"] if f"{n}/values" in z else None}
+        return out
+
+    def as_dict(self):
+        return {layer: {"channels": self.features[layer], "epochs": snap["epochs"],
+                        "crops": np.stack(snap["crops"]) if snap["crops"] else None,
+                        "values": np.stack(snap["values"]) if snap["values"] else None}
+                for layer, snap in self.snapshots.items()}
+
+
+def plot_evolution(evolution):
+    """ZF Fig. 4: one block per layer; rows = feature maps, columns = epochs; each tile the deconvnet projection
+    of the map's strongest activation over the probe set at that epoch (contrast scaled per tile).
+
+    evolution: a ``FeatureEvolution`` or what ``FeatureEvolution.load`` returns.
+    """
+    data = evolution.as_dict() if isinstance(evolution, FeatureEvolution) else evolution
+    data = {k: v for k, v in data.items() if v["crops"] is not None}
+    if not data:
+        raise ValueError("plot_evolution: nothing recorded yet (no epoch reached the recording list)")
+    fig = figure(2 + 0.6 * max(len(v["epochs"]) for v in data.values()) * len(data), 0.6 * max(
+        len(v["channels"]) for v in data.values()) + 1.2)
+    axes = np.atleast_1d(fig.subplots(1, len(data), squeeze=False)).ravel()
+    for ax, (layer, v) in zip(axes, data.items()):
+        crops = v["crops"]                         # (E, M, C, rh, rw)
+        E, M = crops.shape[:2]
+        tiles = [projection_to_display(crops[e, m]) for m in range(M) for e in range(E)]
+        _show(ax, mosaic(tiles, E, pad=max(1, crops.shape[-1] // 10)), f"{layer}: maps "
+              f"{', '.join(map(str, v['channels']))}\nepochs {', '.join(map(str, v['epochs']))}")
+    fig.suptitle("Feature evolution during training (ZF Fig. 4): rows = feature maps, columns = epochs", fontsize=9)
+    return fig
