@@ -1,0 +1,172 @@
+"""One training run from plain options: data, model, optimiser, schedule, augmentation, Trainer, test figures.
+
+``train_run(...)`` is what ``minicnn train`` and ``minicnn demo`` call; ``evaluate_run(run_dir)`` is
+``minicnn evaluate``. Both write small text files beside the checkpoint: ``results.json`` (test figures) and
+``summary.txt`` (what was trained, how well, how long, where the files are).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from .train import BEST, CHECKPOINT, Trainer, _atomic_write_text, evaluate, load_run
+
+__all__ = ["DEFAULTS", "train_run", "evaluate_run"]
+
+# Every option of a run, with its default (ZF's optimiser settings; the plateau schedule divides by 10).
+DEFAULTS = dict(model="zfnet_small", data="shapes", epochs=10, lr=1e-2, momentum=0.9, weight_decay=5e-4,
+                batch_size=128, image_size=None, seed=0, clip_radius=0.1, schedule="plateau", patience=2,
+                step_size=None, crop_pad=None, hflip=None, width=None, dropout=None, n_samples=None, root=None,
+                val_fraction=0.15, test_fraction=0.15)
+
+_DATA_KEYS = ("image_size", "seed", "val_fraction", "test_fraction", "n_samples", "root")
+
+
+def _options(out, resume, given):
+    """Merge: defaults < options saved in out/run.json (when resuming) < options given explicitly (not None)."""
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"train_run: unknown option(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
+    options = dict(DEFAULTS)
+    if resume:
+        path = os.path.join(out, "run.json")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"cannot resume: {path} does not exist (train into {out} first)")
+        with open(path) as f:
+            options.update(json.load(f).get("options", {}))
+    options.update({k: v for k, v in given.items() if v is not None})
+    return options
+
+
+def train_run(out="runs/run", *, resume=False, device="cpu", progress=None, verbose=True, callbacks=(),
+              ten_crop=False, **given):
+    """Train a zoo model on a dataset into the run directory ``out``; return the results dict.
+
+    Options (see ``DEFAULTS``): model, data, epochs, lr, momentum, weight_decay, batch_size, image_size, seed,
+    clip_radius (0 or None: no clipping), schedule ("plateau" | "step" | "constant"), patience, step_size,
+    crop_pad (random-crop padding, None: none), hflip (None: as the dataset allows), width and dropout
+    (zfnet_small), n_samples, root, val_fraction, test_fraction.
+    resume: continue from ``out/checkpoint.npz`` with the options saved in ``out/run.json`` (explicit options win).
+    After training, the best-validation weights are evaluated on the test split (and with ten crops if asked).
+    """
+    from .data import Augment, load_dataset
+    from .models import build
+    from .optim import SGD
+    from .schedule import make_schedule
+
+    out = os.fspath(out)
+    o = _options(out, resume, given)
+    data_options = {"name": o["data"], "subtract_mean": True, **{k: o[k] for k in _DATA_KEYS if o[k] is not None}}
+    data_kwargs = {k: v for k, v in data_options.items() if k != "name"}
+    t0 = time.perf_counter()
+    splits = load_dataset(o["data"], **data_kwargs)
+    model_kwargs = {k: o[k] for k in ("width", "dropout") if o[k] is not None}
+    net = build(o["model"], num_classes=splits.num_classes, input_shape=tuple(splits.input_shape), seed=o["seed"],
+                **model_kwargs)
+    optimizer = SGD(net, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"],
+                    clip_radius=o["clip_radius"] or None)
+    if o["schedule"] == "step":
+        schedule = make_schedule("step", optimizer, step_size=o["step_size"] or max(1, o["epochs"] // 3))
+    elif o["schedule"] == "plateau":
+        schedule = make_schedule("plateau", optimizer, patience=o["patience"])
+    else:
+        schedule = make_schedule(o["schedule"], optimizer)
+    hflip = splits.hflip if o["hflip"] is None else bool(o["hflip"])
+    augment = Augment(crop_pad=o["crop_pad"], hflip=hflip) if (o["crop_pad"] or hflip) else None
+    trainer = Trainer(net, splits, optimizer, schedule=schedule, batch_size=o["batch_size"], epochs=o["epochs"],
+                      augment=augment, seed=o["seed"], out_dir=out, callbacks=callbacks, device=device,
+                      progress=progress, verbose=verbose, data_options=data_options,
+                      run_config={"options": o, "model_kwargs": model_kwargs})
+    if resume:
+        trainer.resume()
+        if verbose:
+            print(f"resuming {out} after epoch {trainer.epoch} of {trainer.epochs}", flush=True)
+    if verbose:
+        print(f"training {o['model']} on {splits.name}: {len(splits.train.y)} train / {len(splits.val.y)} val / "
+              f"{len(splits.test.y)} test images of shape {tuple(splits.input_shape)}, {splits.num_classes} classes; "
+              f"{net.num_params():,} parameters", flush=True)
+    trainer.fit()
+    train_seconds = time.perf_counter() - t0
+    results = _test_results(out, splits, ten_crop=ten_crop, crop_pad=o["crop_pad"], hflip=hflip)
+    results.update({"data": splits.name, "model": o["model"], "epochs": trainer.epoch,
+                    "best_epoch": trainer.best_epoch, "best_val_top1": trainer.best_val,
+                    "seconds": train_seconds, "parameters": int(net.num_params()),
+                    "train_images_per_second": _images_per_second(trainer)})
+    _write_results(out, results, trainer.history, o)
+    if verbose:
+        print(_result_line(results), flush=True)
+    results["trainer"] = trainer
+    return results
+
+
+def _images_per_second(trainer):
+    seconds = sum(h.get("seconds", 0.0) for h in trainer.history)
+    n = len(trainer.splits.train.y) * len(trainer.history)
+    return n / seconds if seconds > 0 else float("nan")
+
+
+def _test_results(out, splits, *, ten_crop=False, crop_pad=None, hflip=True, which="best"):
+    info = load_run(out, which=which, load_data=False)
+    res = evaluate(info.net, splits.test)
+    results = {"checkpoint": os.path.basename(info.meta["checkpoint"]), "checkpoint_epoch": info.meta["epoch"],
+               "test_loss": res["loss"], "test_top1": res["top1"], "test_top5": res["top5"], "test_n": res["n"]}
+    if ten_crop:
+        res10 = evaluate(info.net, splits.test, ten_crop=True, crop_pad=crop_pad, hflip=hflip)
+        results.update({"test_top1_ten_crop": res10["top1"], "test_top5_ten_crop": res10["top5"],
+                        "test_loss_ten_crop": res10["loss"]})
+    return results
+
+
+def _result_line(r):
+    line = (f"test ({r['test_n']} images, {r['checkpoint']} from epoch {r['checkpoint_epoch']}): "
+            f"top-1 {100 * r['test_top1']:.2f}%  top-5 {100 * r['test_top5']:.2f}%  loss {r['test_loss']:.4f}")
+    if "test_top1_ten_crop" in r:
+        line += f"  |  ten-crop top-1 {100 * r['test_top1_ten_crop']:.2f}%"
+    return line
+
+
+def _write_results(out, results, history, options):
+    clean = {k: v for k, v in results.items() if k != "trainer"}
+    _atomic_write_text(os.path.join(out, "results.json"), json.dumps(clean, indent=1))
+    last = history[-1] if history else {}
+    lines = [
+        f"minicnn run: {results['model']} on {results['data']}",
+        f"options: " + ", ".join(f"{k}={v}" for k, v in options.items() if v is not None),
+        f"parameters: {results['parameters']:,}",
+        f"epochs: {results['epochs']}  (best validation top-1 {100 * results['best_val_top1']:.2f}% "
+        f"at epoch {results['best_epoch']})",
+        f"last epoch: train loss {last.get('train_loss', float('nan')):.4f}, "
+        f"val top-1 {100 * last.get('val_top1', float('nan')):.2f}%",
+        _result_line(results),
+        f"wall time: {results['seconds']:.1f} s (data, training, validation); training throughput "
+        f"{results['train_images_per_second']:.0f} images/s (incl. validation)",
+        "",
+        "files:",
+        f"  {os.path.join(out, CHECKPOINT)}   state after the last epoch (resume from it)",
+        f"  {os.path.join(out, BEST)}         weights of the best validation epoch",
+        f"  {os.path.join(out, 'history.json')} / history.csv   per-epoch loss and accuracy",
+        f"  {os.path.join(out, 'curves.png')}   learning curves",
+        f"  {os.path.join(out, 'results.json')}   test figures",
+    ]
+    _atomic_write_text(os.path.join(out, "summary.txt"), "\n".join(lines) + "\n")
+
+
+def evaluate_run(run_dir, *, ten_crop=False, which="best", split="test", batch_size=256, root=None):
+    """Reload a run (network and the same data split) and evaluate it. Returns {"loss", "top1", "top5", "n", ...}."""
+    info = load_run(run_dir, which=which, root=root)
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    dataset = getattr(info.splits, split)
+    res = evaluate(info.net, dataset, batch_size=batch_size)
+    res = {"split": split, "checkpoint": info.meta["checkpoint"], "epoch": info.meta["epoch"], **res}
+    if ten_crop:
+        options = info.meta.get("run", {}).get("options", {})
+        hflip = options.get("hflip")
+        hflip = info.splits.hflip if hflip is None else bool(hflip)
+        r10 = evaluate(info.net, dataset, batch_size=batch_size, ten_crop=True, crop_pad=options.get("crop_pad"),
+                       hflip=hflip)
+        res.update({"ten_crop_loss": r10["loss"], "ten_crop_top1": r10["top1"], "ten_crop_top5": r10["top5"],
+                    "ten_crop_views": 10 if hflip else 5})
+    return res
+

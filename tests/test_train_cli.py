@@ -1,0 +1,57 @@
+"""Command line: ``minicnn train``, ``evaluate``, ``demo`` on tiny settings (real shipped data, seconds)."""
+import json
+
+import pytest
+
+from minicnn.cli import main
+from minicnn.demo import run_demo
+
+pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn (pip install 'minicnn[data]')")
+
+TINY = ["--data", "digits", "--image-size", "12", "--width", "4", "--batch-size", "128", "--no-progress",
+        "--n-samples", "300"]
+
+
+def test_train_evaluate_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out), "--ten-crop"]) == 0
+    text = capsys.readouterr().out
+    assert "epoch   1/1" in text and "test (" in text and "ten-crop top-1" in text
+    results = json.loads((out / "results.json").read_text())
+    assert results["epochs"] == 1 and 0 <= results["test_top1"] <= 1 and results["test_n"] > 0
+    assert "top-1" in (out / "summary.txt").read_text()
+
+    assert main(["evaluate", str(out), "--ten-crop"]) == 0
+    text = capsys.readouterr().out
+    assert "test split" in text and "5-view test-time averaging" in text       # digits: no flips
+
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "resuming" in text and "epoch   2/2" in text and "epoch   1/2" not in text
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    run = json.loads((out / "run.json").read_text())
+    assert run["options"]["width"] == 4 and run["options"]["image_size"] == 12      # options kept on resume
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert "no run directory" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "fresh"), "--resume", "--no-progress"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+    assert main(["train", "--data", "nonsense", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "unknown dataset" in capsys.readouterr().err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "best.npz").write_bytes(b"garbage")
+    assert main(["evaluate", str(tmp_path / "bad")]) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_demo_writes_its_files(tmp_path, capsys):
+    out = tmp_path / "demo"
+    results = run_demo(str(out), epochs=1, width=4, image_size=12, n_samples=300, progress=False)
+    for name in ("checkpoint.npz", "best.npz", "history.json", "history.csv", "curves.png", "summary.txt"):
+        assert (out / name).exists(), name
+    assert "demo wall time" in (out / "summary.txt").read_text()
+    assert str(out) in capsys.readouterr().out
+    assert 0 <= results["test_top1"] <= 1
