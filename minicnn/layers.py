@@ -286,8 +286,17 @@ class Dropout(Layer):
         if not train or self.config["p"] == 0:
             self.cache = None
             return x
-        y, self.cache = ops.dropout_forward(x, self.config["p"], self.rng, self.label)
+        y, self.cache = ops.dropout_forward(x, self.config["p"], self._rng_for(x), self.label)
         return y
+
+    def _rng_for(self, x):
+        """``self.rng`` for NumPy input. For CuPy input, a CuPy generator seeded once from it: the mask is drawn
+        on the GPU (no host mask copied over every batch) and a seeded layer stays reproducible."""
+        if not backend.is_gpu_array(x):
+            return self.rng
+        if getattr(self, "_gpu_rng", None) is None:
+            self._gpu_rng = backend.cupy().random.default_rng(int(self.rng.integers(2**63)))
+        return self._gpu_rng
 
     def backward(self, dy, rule="backprop", param_grads=True, need_dx=True):
         return dy if self.cache is None else ops.dropout_backward(dy, self.cache, self.label)

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from unittest import mock
 
 import numpy as np
@@ -98,6 +99,10 @@ def on_cpu_kernels(libs, route_ops=False):
         stack.enter_context(mock.patch.object(_gpu, "_run", run))
         if route_ops:
             stack.enter_context(mock.patch.object(_gpu, "handles", lambda x: x.dtype in (np.float32, np.float64)))
+            # A fast NumPy path placed before the GPU branch would take NumPy input first: switch it off.
+            fast = sys.modules.get("minicnn.ops._cpu_fast")
+            if fast is not None and hasattr(fast, "reference_paths"):
+                stack.enter_context(fast.reference_paths())
         yield
 
 
@@ -389,3 +394,27 @@ def test_kernels_compile_with_nvrtc():
                     assert f".entry {name}(" in ptx.value.decode()
             finally:
                 nvrtc.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+# --- the kernels ship with the package ------------------------------------------------------------------------
+
+def test_wheel_contains_the_kernels(tmp_path):
+    """A wheel built from the repository carries every .cu file and the shim (package data), so a
+    non-editable `pip install .` finds them next to backend.py."""
+    pytest.importorskip("setuptools", reason="building a wheel needs setuptools")
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    shutil.copytree(root / "minicnn", src / "minicnn", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path / "dist")], cwd=src, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = (tmp_path / "dist").glob("minicnn-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for filename in (*backend.KERNEL_FILES, "cpu_shim.h"):
+        assert f"minicnn/kernels/{filename}" in names, f"{filename} is missing from {wheel.name}"
