@@ -56,6 +56,95 @@ def _cmd_gradcheck(args):
     return 1 if failed else 0
 
 
+# --- train / evaluate / demo ------------------------------------------------------------------------------
+
+def _cmd_train(args):
+    from .experiment import train_run
+    options = {k: getattr(args, k) for k in ("model", "data", "epochs", "lr", "momentum", "weight_decay", "batch_size",
+                                             "image_size", "seed", "clip_radius", "schedule", "patience", "step_size",
+                                             "crop_pad", "width", "dropout", "n_samples", "root", "val_fraction",
+                                             "test_fraction")}
+    if args.no_hflip:
+        options["hflip"] = False
+    out = args.out or f"runs/{args.data or 'shapes'}-{args.model or 'zfnet_small'}"
+    try:
+        train_run(out, resume=args.resume, device=args.device, progress=False if args.no_progress else None,
+                  ten_crop=args.ten_crop, **options)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {out}/checkpoint.npz holds the last finished epoch. Continue with:\n"
+              f"  minicnn train --out {out} --resume", file=sys.stderr)
+        return 130
+    print(f"run directory: {out} (summary.txt, curves.png, history.csv, checkpoint.npz, best.npz)")
+    return 0
+
+
+def _cmd_evaluate(args):
+    from .experiment import evaluate_run
+    r = evaluate_run(args.run, ten_crop=args.ten_crop, which=args.checkpoint, split=args.split, root=args.root)
+    print(f"{r['split']} split ({r['n']} images), {r['checkpoint']} (epoch {r['epoch']}): "
+          f"top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  loss {r['loss']:.4f}")
+    if args.ten_crop:
+        print(f"{r['ten_crop_views']}-view test-time averaging: top-1 {100 * r['ten_crop_top1']:.2f}%  "
+              f"top-5 {100 * r['ten_crop_top5']:.2f}%  loss {r['ten_crop_loss']:.4f}")
+    return 0
+
+
+def _cmd_demo(args):
+    from .demo import run_demo
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    run_demo(args.out, device=args.device, progress=False if args.no_progress else None, **overrides)
+    return 0
+
+
+def _add_train_parser(sub):
+    p = sub.add_parser("train", help="train a zoo model on a dataset; writes checkpoints, history and curves")
+    p.add_argument("--model", default=None, help="zoo model (default zfnet_small)")
+    p.add_argument("--data", default=None, help="digits | faces | textures | shapes | mnist | fashion-mnist | "
+                                                 "cifar10 | folder (default shapes)")
+    p.add_argument("--epochs", type=int, default=None, help="total epochs, also when resuming (default 10)")
+    p.add_argument("--out", default=None, help="run directory (default runs/DATA-MODEL)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01, as ZF)")
+    p.add_argument("--momentum", type=float, default=None, help="default 0.9")
+    p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay (default 5e-4)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 128")
+    p.add_argument("--image-size", type=int, default=None, help="resize images to SIZE x SIZE")
+    p.add_argument("--seed", type=int, default=None, help="data split, initial weights, batch order (default 0)")
+    p.add_argument("--clip-radius", type=float, default=None,
+                   help="ZF filter-RMS clipping radius for conv filters (default 0.1; 0 turns it off)")
+    p.add_argument("--schedule", choices=("plateau", "step", "constant"), default=None,
+                   help="plateau: divide lr by 10 when validation accuracy stalls (default); step: every --step-size epochs")
+    p.add_argument("--patience", type=int, default=None, help="plateau patience in epochs (default 2)")
+    p.add_argument("--step-size", type=int, default=None, help="step schedule period in epochs")
+    p.add_argument("--crop-pad", type=int, default=None, help="random-crop augmentation: pad by this and crop back")
+    p.add_argument("--no-hflip", action="store_true", help="no random horizontal flips even where the data allows them")
+    p.add_argument("--width", type=int, default=None, help="zfnet_small: conv1 filters (default 32)")
+    p.add_argument("--dropout", type=float, default=None, help="zfnet_small: dropout in fc6/fc7 (default 0.5)")
+    p.add_argument("--n-samples", type=int, default=None, help="dataset size for generated data (shapes, textures)")
+    p.add_argument("--root", default=None, help="folder with local files (mnist, fashion-mnist, cifar10, folder)")
+    p.add_argument("--val-fraction", type=float, default=None)
+    p.add_argument("--test-fraction", type=float, default=None)
+    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.npz with the options saved in the run")
+    p.add_argument("--ten-crop", action="store_true", help="also report ZF ten-crop test accuracy at the end")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained run on its test split (the same split it was trained with)")
+    p.add_argument("run", help="run directory (or a checkpoint .npz)")
+    p.add_argument("--ten-crop", action="store_true", help="also average over ZF's ten crops (five without flips)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="best.npz (default) or checkpoint.npz")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--root", default=None, help="where the local data files are now, if they moved")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("demo", help="the main job: train the small ZF-style network and write runs/demo/")
+    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--epochs", type=int, default=None, help="override the demo's number of epochs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+
+
 def _cmd_visualize(args):
     from .visualize.gallery import gallery_from_run
     what = None if args.what is None else [w.strip() for w in args.what.split(",") if w.strip()]
@@ -93,6 +182,7 @@ def build_parser():
     p.set_defaults(func=_cmd_gradcheck)
     _add_visualize_parser(sub)
 
+    _add_train_parser(sub)
     return parser
 
 
