@@ -115,8 +115,12 @@ def test_face_parts_sit_on_dark_eyes_and_mouth_of_the_mean_face(faces):
     # the eyes mirror each other about the face's axis, and nose and mouth are centred on it
     (lr0, lr1, lc0, lc1), (rr0, rr1, rc0, rc1) = FACE_PARTS["left_eye"], FACE_PARTS["right_eye"]
     assert (lr0, lr1) == (rr0, rr1) and lc1 <= rc0 and (lc0 + lc1) + (rc0 + rc1) == 2 * (8 + 14)
+    masks = {}
     for part, (r0, r1, c0, c1) in FACE_PARTS.items():
         assert 0 <= r0 < r1 <= 25 and 0 <= c0 < c1 <= 25, part
+        masks[part] = np.zeros((25, 25), int)
+        masks[part][r0:r1, c0:c1] = 1
+    assert sum(masks.values()).max() == 1  # occluding one part never hides another
 
 
 def test_face_parts_scale_with_image_size():

@@ -19,12 +19,12 @@ from ._common import check_size, require, resize_images, to_nchw, to_unit_float
 # Boxes (row0, row1, col0, col1), half-open, in the 25x25 lfw_subset frame; "left"/"right" are as seen in
 # the image (the viewer's left), i.e. "left_eye" is the subject's right eye. Placed on the mean of the 100
 # faces: the eyes are the dark bands at rows 7-8 (columns 4-8 and 13-17), the nose the bright ridge at
-# rows 9-13 down to the nostrils at row 14, the mouth the dark band at rows 17-18, columns 6-15. The face's
-# symmetry axis is between columns 10 and 11.
+# rows 10-13 down to the nostrils at row 14, the mouth the dark band at rows 17-18, columns 6-15. The face's
+# symmetry axis is between columns 10 and 11. The four boxes do not overlap.
 FACE_PARTS = {
     "left_eye": (6, 10, 3, 9),
     "right_eye": (6, 10, 13, 19),
-    "nose": (9, 16, 8, 14),
+    "nose": (10, 16, 8, 14),
     "mouth": (16, 20, 6, 16),
 }
 FACES_SIZE = 25
