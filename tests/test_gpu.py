@@ -284,3 +284,16 @@ def test_gpu_dropout_draws_on_the_device():
     np.testing.assert_array_equal(_host(drop.backward(x)), _host(y))
     again = layers.Dropout(0.5, seed=0)
     np.testing.assert_array_equal(_host(again.forward(x, train=True)), _host(y))   # seeded: reproducible
+
+
+# --- the GPU benchmark script ----------------------------------------------------------------------------------
+
+def test_bench_gpu_exits_clearly_without_a_gpu():
+    if backend.gpu_available():
+        pytest.skip("a GPU is usable here: the no-GPU message does not apply")
+    import pathlib
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+    proc = subprocess.run([sys.executable, str(script), "--repeat", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "no usable GPU" in proc.stderr and backend.gpu_unavailable_reason() in proc.stderr
