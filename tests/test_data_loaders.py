@@ -141,7 +141,8 @@ def test_load_cifar10_batches(tmp_path):
     data, labels = written["data_batch_2"]
     np.testing.assert_array_equal(xtr[20:], data.reshape(20, 3, 32, 32))
     # the layout: the first 1024 values of a row are the red plane, row-major
-    assert xtr[0, 0, 1, 0] == written["data_batch_1"][0][0, 32] and xtr[0, 2, 0, 5] == written["data_batch_1"][0][0, 2048 + 5]
+    first = written["data_batch_1"][0][0]
+    assert xtr[0, 0, 1, 0] == first[32] and xtr[0, 2, 0, 5] == first[2048 + 5]
     np.testing.assert_array_equal(ytr[20:], labels)
     s = load_dataset("cifar10", root=tmp_path / "cifar-10-batches-py", val_fraction=0.2, subtract_mean=False)
     assert s.input_shape == (3, 32, 32) and s.class_names[0] == "class0" and s.hflip is True
