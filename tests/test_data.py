@@ -128,8 +128,12 @@ def test_face_parts_scale_with_image_size():
     assert face_parts(50) == {k: tuple(2 * v for v in box) for k, box in FACE_PARTS.items()}
     s = load_dataset("faces", image_size=32)
     assert s.input_shape == (1, 32, 32) and s.info["face_parts"] == face_parts(32)
-    for r0, r1, c0, c1 in face_parts(32).values():
-        assert 0 <= r0 < r1 <= 32 and 0 <= c0 < c1 <= 32
+    for size in (8, 32, 64, 227):
+        cover = np.zeros((size, size), int)
+        for r0, r1, c0, c1 in face_parts(size).values():
+            assert 0 <= r0 < r1 <= size and 0 <= c0 < c1 <= size
+            cover[r0:r1, c0:c1] += 1
+        assert cover.max() == 1, size
 
 
 def test_shapes_splits(shapes):

@@ -31,10 +31,18 @@ FACES_SIZE = 25
 
 
 def face_parts(image_size: int = FACES_SIZE) -> dict:
-    """:data:`FACE_PARTS` scaled to ``image_size x image_size`` faces (boxes grow outward: floor/ceil)."""
+    """:data:`FACE_PARTS` scaled to ``image_size x image_size`` faces.
+
+    Every edge is scaled and rounded to the nearest pixel, so boxes that touch in the 25x25 frame still touch
+    and never overlap at any size.
+    """
     image_size = check_size("face_parts", "image_size", image_size)
     s = image_size / FACES_SIZE
-    return {part: (int(np.floor(r0 * s)), int(np.ceil(r1 * s)), int(np.floor(c0 * s)), int(np.ceil(c1 * s)))
+
+    def edge(v):
+        return int(np.floor(v * s + 0.5))
+
+    return {part: (edge(r0), max(edge(r1), edge(r0) + 1), edge(c0), max(edge(c1), edge(c0) + 1))
             for part, (r0, r1, c0, c1) in FACE_PARTS.items()}
 
 
