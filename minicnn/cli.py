@@ -145,6 +145,28 @@ def _add_train_parser(sub):
     p.set_defaults(func=_cmd_demo)
 
 
+# --- bench -----------------------------------------------------------------------------------------------
+
+def _cmd_bench(args):
+    # benchmarks/ is not part of the installed package: the command runs the script of a source checkout.
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_ops.py"
+    if not script.is_file():
+        print(f"minicnn bench: {script} not found; run it from a source checkout of minicnn", file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("minicnn_bench_ops", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module         # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    argv = ["--threads", args.threads, "--sections", args.sections]
+    argv += ["--quick"] * args.quick + ["--no-torch"] * args.no_torch
+    argv += ["--repeats", str(args.repeats)] if args.repeats else []
+    argv += ["--only", args.only] if args.only else []
+    module.main(argv)
+    return 0
+
+
 def _cmd_visualize(args):
     from .visualize.gallery import gallery_from_run
     what = None if args.what is None else [w.strip() for w in args.what.split(",") if w.strip()]
@@ -181,6 +203,16 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_gradcheck)
     _add_visualize_parser(sub)
+
+    p = sub.add_parser("bench", help="CPU speed of conv, pooling, LRN and a training step vs sgemm and PyTorch",
+                       description="Runs benchmarks/bench_ops.py (see its docstring for what the columns mean).")
+    p.add_argument("--quick", action="store_true", help="tiny batches, one repeat: a smoke test")
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 7)")
+    p.add_argument("--sections", default="conv,pool,lrn,train,memory", help="subset of conv,pool,lrn,train,memory")
+    p.add_argument("--only", default=None, help="only the rows whose label contains this text")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when importable")
+    p.set_defaults(func=_cmd_bench)
 
     _add_train_parser(sub)
     return parser

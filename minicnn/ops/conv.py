@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import backend
-from . import _gpu
+from . import _cpu_fast, _gpu
 from ._checks import check_float_array, conv_output_size, pair
 
 __all__ = [
@@ -121,6 +121,9 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     stride, pad = pair(stride, "stride", name), pair(pad, "pad", name)
     N = x.shape[0]
     oh, ow = conv_output_shape(x.shape, (kh, kw), stride, pad, name)
+    if _cpu_fast.use(x):    # NumPy: the same result from fewer, threaded passes (see ops/_cpu_fast.py)
+        y, cols = _cpu_fast.conv2d_forward(x, W, b, stride, pad, oh, ow)
+        return y, ConvCache(tuple(x.shape), W, cols, stride, pad, tuple(y.shape))
     cols = im2col(x, (kh, kw), stride, pad)
     y = W.reshape(F, -1) @ cols                       # (F, N*oh*ow): the one GEMM
     if b is not None:
@@ -138,6 +141,9 @@ def conv2d_backward(dy, cache: ConvCache, need_dx=True, param_grads=True, name="
     """
     if tuple(dy.shape) != cache.y_shape:
         raise ValueError(f"{name}: upstream gradient must have the output shape {cache.y_shape}, got {tuple(dy.shape)}")
+    if _cpu_fast.use(dy) and _cpu_fast.use(cache.cols) and dy.dtype == cache.cols.dtype:   # see ops/_cpu_fast.py
+        return _cpu_fast.conv2d_backward(dy, cache.W, cache.cols, cache.x_shape, cache.stride, cache.pad,
+                                         need_dx, param_grads)
     W = cache.W
     F = W.shape[0]
     dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1)   # (F, N*oh*ow), same column order as cols

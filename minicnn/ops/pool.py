@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import backend
+from . import _cpu_fast
 from . import _gpu
 from ._checks import check_float_array, conv_output_size, pair
 
@@ -85,6 +86,9 @@ def max_pool2d_forward(x, kernel, stride=None, pad=0, ceil_mode=False, name="max
         y, switches = _gpu.max_pool2d_forward(x, kernel, stride, pad, out)
         return y, PoolCache(tuple(x.shape), kernel, stride, pad, tuple(y.shape), switches)
     (kh, kw), (sy, sx), (oh, ow) = kernel, stride, out
+    if _cpu_fast.use(x):    # NumPy: same result without the padded copy, threaded (see ops/_cpu_fast.py)
+        y, switches = _cpu_fast.max_pool2d_forward(x, kernel, stride, pad, out)
+        return y, PoolCache(tuple(x.shape), kernel, stride, pad, tuple(y.shape), switches)
     x_pad = _padded(x, -xp.inf, kernel, stride, pad, out)
     N, C = x.shape[:2]
     y = xp.full((N, C, oh, ow), -xp.inf, dtype=x.dtype)
@@ -108,6 +112,8 @@ def max_pool2d_backward(dy, cache: PoolCache, name="max_pool2d"):
         raise ValueError(f"{name}: upstream gradient must have the output shape {cache.out_shape}, got {tuple(dy.shape)}")
     if _gpu.handles(dy):  # CuPy array: the gather kernel in kernels/pool.cu
         return _gpu.max_pool2d_backward(dy, cache.switches, cache.x_shape, cache.kernel, cache.stride, cache.pad)
+    if _cpu_fast.use_pool_backward(dy, cache.switches):    # NumPy, finite dy: unmasked ufuncs, threaded
+        return _cpu_fast.max_pool2d_backward(dy, cache.switches, cache.x_shape, cache.kernel, cache.stride, cache.pad)
     xp = backend.xp(dy)
     N, C, H, W = cache.x_shape
     (kh, kw), (sy, sx), (ph, pw) = cache.kernel, cache.stride, cache.pad

@@ -1,0 +1,314 @@
+"""Fast CPU paths of conv2d, max pooling with switches and LRN: same results, fewer and cheaper passes.
+
+The public ops (``ops/conv.py``, ``ops/pool.py``, ``ops/normalization.py``) keep their readable bodies; on NumPy
+input they hand over to the functions here (``use(x)``), which compute the same thing. ``reference_paths()``
+switches them off, which is how the tests compare each fast path with the readable one.
+
+What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the figures):
+
+* Copies split over threads by channel or by sample (``_parallel.parallel_chunks``). NumPy releases the GIL
+  inside copies and ufunc loops, so the copies around the GEMMs (im2col, col2im, layout transposes) and the
+  whole of pooling and LRN use both cores, as BLAS does.
+* col2im accumulates into a channel-major scratch (C, N, Hp, Wp), the same axis order as the column matrix
+  (C, kh, kw, N, oh, ow): each tap is one ``+=`` of two like-ordered arrays, and the final crop is the one
+  transpose into the NCHW output. The readable col2im adds a transposed view into a strided one per tap.
+* The forward GEMM writes into a reused scratch (F, N*oh*ow); one pass then adds the bias *and* transposes to
+  NCHW into the output (the readable path does them as two passes plus a copy).
+* Temporaries that never leave an op (the transposed dy, the column gradient, pooling masks, LRN squares) live
+  in reused scratch buffers: no fresh pages, so no page faults, on every call.
+* Max pooling works on the valid part of each window tap instead of a -inf padded copy of the input, with
+  ufuncs writing into ``out=``/``where=`` instead of boolean indexing; its backward adds ``dy`` where the switch
+  matches with one masked ufunc per tap.
+* LRN sums the channel window by shifted in-place adds (no padded copy), takes ``d**-0.75`` as two square roots
+  (much cheaper than ``pow``) and caches the scale for the backward, which thus needs no power at all.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ._parallel import parallel_chunks, scratch
+
+__all__ = ["use", "reference_paths", "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+           "max_pool2d_forward", "max_pool2d_backward", "lrn_forward", "lrn_backward", "channel_window_sum"]
+
+_enabled = True
+# Scratch buffers above this size are not kept between calls (a huge batch would otherwise pin its memory).
+_SCRATCH_LIMIT = 64 << 20
+
+
+def use(x):
+    """True when the fast CPU path applies: a plain NumPy float array and fast paths not switched off."""
+    return _enabled and type(x) is np.ndarray
+
+
+@contextlib.contextmanager
+def reference_paths():
+    """Within this block the public ops run their readable bodies (for tests and for teaching)."""
+    global _enabled
+    old, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = old
+
+
+def _temp(tag, shape, dtype):
+    """A scratch buffer when small enough to keep, else a fresh array."""
+    if int(np.prod(shape)) * np.dtype(dtype).itemsize <= _SCRATCH_LIMIT:
+        return scratch(tag, shape, dtype)
+    return np.empty(shape, dtype=dtype)
+
+
+def _taps(kh, kw):
+    for ky in range(kh):
+        for kx in range(kw):
+            yield ky, kx
+
+
+# --- convolution -----------------------------------------------------------------------------------------------
+
+def im2col(x, kernel, stride, pad, oh, ow):
+    """Same result and layout as ``ops.im2col``: (C*kh*kw, N*oh*ow), always a fresh array (it is cached)."""
+    N, C, H, W = x.shape
+    (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
+    cols = np.empty((C, kh, kw, N, oh, ow), dtype=x.dtype)
+    xt = x.transpose(1, 0, 2, 3)                           # (C, N, H, W) view: the column matrix's axis order
+
+    def work(c0, c1):
+        src = xt[c0:c1]
+        if ph or pw:    # pad only this thread's channels, into its own scratch
+            src = _temp("im2col_pad", (c1 - c0, N, H + 2 * ph, W + 2 * pw), x.dtype)
+            src[:, :, :ph], src[:, :, ph + H:], src[:, :, :, :pw], src[:, :, :, pw + W:] = 0, 0, 0, 0
+            src[:, :, ph:ph + H, pw:pw + W] = xt[c0:c1]
+        for ky, kx in _taps(kh, kw):
+            cols[c0:c1, ky, kx] = src[:, :, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx]
+
+    parallel_chunks(work, C, cols.size)
+    return cols.reshape(C * kh * kw, N * oh * ow)
+
+
+def col2im(cols, x_shape, kernel, stride, pad, oh, ow):
+    """Same result as ``ops.col2im``: a fresh (N, C, H, W) array."""
+    N, C, H, W = x_shape
+    (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
+    cols6 = cols.reshape(C, kh, kw, N, oh, ow)
+    dx = np.empty(x_shape, dtype=cols.dtype)
+
+    def work(c0, c1):
+        acc = _temp("col2im_acc", (c1 - c0, N, H + 2 * ph, W + 2 * pw), cols.dtype)
+        acc.fill(0)
+        for ky, kx in _taps(kh, kw):
+            acc[:, :, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx] += cols6[c0:c1, ky, kx]
+        dx[:, c0:c1] = acc[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+
+    parallel_chunks(work, C, cols.size)
+    return dx
+
+
+def conv2d_forward(x, W, b, stride, pad, oh, ow):
+    """y (N, F, oh, ow) and the column matrix; the GEMM goes to scratch, bias and NCHW layout in one pass."""
+    N = x.shape[0]
+    F = W.shape[0]
+    cols = im2col(x, W.shape[2:], stride, pad, oh, ow)
+    rows = _temp("conv_fwd_rows", (F, N * oh * ow), x.dtype)
+    np.matmul(W.reshape(F, -1), cols, out=rows)                                 # the one GEMM
+    rows3 = rows.reshape(F, N, oh * ow)
+    y = np.empty((N, F, oh, ow), dtype=x.dtype)
+    y3 = y.reshape(N, F, oh * ow)
+    bias = None if b is None else b.reshape(1, F, 1)
+
+    def work(n0, n1):
+        if bias is None:
+            y3[n0:n1] = rows3[:, n0:n1].transpose(1, 0, 2)
+        else:
+            np.add(rows3[:, n0:n1].transpose(1, 0, 2), bias, out=y3[n0:n1])
+
+    parallel_chunks(work, N, y.size)
+    return y, cols
+
+
+def conv2d_backward(dy, W, cols, x_shape, stride, pad, need_dx, param_grads):
+    """(dx, dW, db) as ``ops.conv2d_backward``; dy is transposed once into scratch, the column gradient too."""
+    N, F, oh, ow = dy.shape
+    P = oh * ow
+    dy_rows = _temp("conv_bwd_dy", (F, N * P), dy.dtype)
+    rows3, dy3 = dy_rows.reshape(F, N, P), dy.reshape(N, F, P)
+
+    def transpose(f0, f1):
+        rows3[f0:f1] = dy3[:, f0:f1].transpose(1, 0, 2)
+
+    parallel_chunks(transpose, F, dy.size)
+    dx = dW = db = None
+    if param_grads:
+        dW = (dy_rows @ cols.T).reshape(W.shape)
+        db = dy_rows.sum(axis=1)
+    if need_dx:
+        dcols = _temp("conv_bwd_dcols", cols.shape, dy.dtype)
+        np.matmul(W.reshape(F, -1).T, dy_rows, out=dcols)
+        dx = col2im(dcols, x_shape, W.shape[2:], stride, pad, oh, ow)
+    return dx, dW, db
+
+
+# --- max pooling with switches ---------------------------------------------------------------------------------
+
+def _valid(k, s, p, size, out):
+    """For window tap k: the outputs o in [o0, o1) whose input index o*s + k - p lies inside [0, size)."""
+    o0 = max(0, -((k - p) // s)) if k < p else 0          # ceil((p - k) / s)
+    o1 = min(out, (size - 1 + p - k) // s + 1)
+    return o0, max(o0, o1)
+
+
+def _split_columns(a, sx, tag):
+    """(R, H, W) -> (sx, R, H, ceil(W / sx)) with [q, :, :, j] = a[:, :, j*sx + q]: with stride sx > 1 every
+    window tap then reads (or writes) unit-stride rows of one phase q instead of every sx-th element.
+    One strided pass here replaces kh*kw strided passes in the tap loop."""
+    if sx == 1:
+        return a[None]
+    R, H, W = a.shape
+    out = _temp(tag, (sx, R, H, -(-W // sx)), a.dtype)
+    for q in range(sx):
+        out[q, :, :, :len(range(q, W, sx))] = a[:, :, q::sx]
+    return out
+
+
+def _tap_views(kernel, stride, pad, size, out):
+    """For every window tap t = ky*kw + kx: (t, output slices, phase q, row slice, column slice into the phases),
+    restricted to the outputs whose input position lies inside the unpadded input (so no -inf padding is needed)."""
+    (kh, kw), (sy, sx), (ph, pw), (H, W), (oh, ow) = kernel, stride, pad, size, out
+    views = []
+    for ky, kx in _taps(kh, kw):
+        (oy0, oy1), (ox0, ox1) = _valid(ky, sy, ph, H, oh), _valid(kx, sx, pw, W, ow)
+        if oy0 == oy1 or ox0 == ox1:
+            continue
+        iy = oy0 * sy + ky - ph
+        q, j = (kx - pw) % sx, ox0 + (kx - pw) // sx
+        views.append((ky * kw + kx, (slice(None), slice(oy0, oy1), slice(ox0, ox1)), q,
+                      (slice(None), slice(iy, iy + sy * (oy1 - oy0 - 1) + 1, sy), slice(j, j + ox1 - ox0))))
+    return views
+
+
+def max_pool2d_forward(x, kernel, stride, pad, out):
+    """(y, switches) as ``ops.max_pool2d_forward``: taps in row-major order, a strictly greater value wins.
+
+    Per tap, four unmasked ufunc passes (masked ``where=``/boolean-index updates are ~10x slower):
+    m = v > y;  y = fmax(y, v) (fmax skips NaN, as the strict comparison does);  s = max(s, m * t) -- right
+    because taps come in increasing order, so a new winner's t exceeds every earlier switch."""
+    N, C, H, W = x.shape
+    (kh, kw), (sy, sx), (ph, pw), (oh, ow) = kernel, stride, pad, out
+    x3 = x.reshape(N * C, H, W)
+    y = np.empty((N, C, oh, ow), dtype=x.dtype)
+    switches = np.empty((N, C, oh, ow), dtype=np.int32)
+    y3, s3 = y.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
+    views = _tap_views(kernel, stride, pad, (H, W), out)
+
+    def work(r0, r1):
+        xph, ys, ss = _split_columns(x3[r0:r1], sx, "pool_phases"), y3[r0:r1], s3[r0:r1]
+        mask = _temp("pool_mask", ys.shape, np.bool_)
+        tap = _temp("pool_tap", ys.shape, np.int32)
+        ys.fill(-np.inf)
+        ss.fill(0)
+        for t, o, q, i in views:
+            v, yv, m = xph[q][i], ys[o], mask[o]
+            np.greater(v, yv, out=m)
+            np.fmax(yv, v, out=yv)
+            np.multiply(m, np.int32(t), out=tap[o])
+            np.maximum(ss[o], tap[o], out=ss[o])
+
+    parallel_chunks(work, N * C, 4 * x.size)
+    return y, switches
+
+
+def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
+    """dx as ``ops.max_pool2d_backward``: per tap, dx[tap position] += dy * (switch == t).
+
+    Multiplying by the mask (not a masked add, ~20x slower) is exact for finite dy; ``use_pool_backward``
+    sends a dy with inf/NaN to the readable path, where a non-finite value reaches its switch cell only."""
+    N, C, H, W = x_shape
+    sx = stride[1]
+    oh, ow = dy.shape[2:]
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    d3, dy3, s3 = dx.reshape(N * C, H, W), dy.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
+    views = _tap_views(kernel, stride, pad, (H, W), (oh, ow))
+
+    def work(r0, r1):
+        R = r1 - r0
+        dys, ss = dy3[r0:r1], s3[r0:r1]
+        acc = d3[r0:r1][None] if sx == 1 else _temp("unpool_phases", (sx, R, H, -(-W // sx)), dy.dtype)
+        acc.fill(0)
+        mask = _temp("unpool_mask", dys.shape, np.bool_)
+        part = _temp("unpool_part", dys.shape, dy.dtype)
+        for t, o, q, i in views:
+            np.equal(ss[o], np.int32(t), out=mask[o])
+            np.multiply(dys[o], mask[o], out=part[o])
+            acc[q][i] += part[o]
+        if sx > 1:
+            for q in range(sx):
+                d3[r0:r1, :, q::sx] = acc[q, :, :, :len(range(q, W, sx))]
+
+    parallel_chunks(work, N * C, 4 * dx.size)
+    return dx
+
+
+def use_pool_backward(dy, switches):
+    """The fast unpooling multiplies dy by 0/1 masks, which is exact only for a finite dy."""
+    return use(dy) and use(switches) and bool(np.isfinite(dy).all())
+
+
+# --- LRN -------------------------------------------------------------------------------------------------------
+
+def channel_window_sum(a, n, out):
+    """out[:, c] = sum of a[:, c'] over |c' - c| <= n//2, by shifted in-place adds (no padded copy)."""
+    np.copyto(out, a)
+    for offset in range(1, n // 2 + 1):
+        out[:, offset:] += a[:, :-offset]
+        out[:, :-offset] += a[:, offset:]
+    return out
+
+
+def _neg_power(d, beta, out):
+    """out = d ** -beta; for Krizhevsky's beta = 0.75 as 1 / (sqrt(d) * sqrt(sqrt(d))), ~5x cheaper than pow."""
+    if beta == 0.75:
+        r = np.sqrt(d, out=out)
+        q = np.sqrt(r)
+        np.multiply(r, q, out=out)
+        return np.reciprocal(out, out=out)
+    return np.power(d, -beta, out=out)
+
+
+def lrn_forward(x, n, k, alpha, beta):
+    """(y, d, scale) with d = k + alpha * window_sum(x^2), scale = d^-beta, y = x * scale."""
+    y, d, scale = (np.empty_like(x) for _ in range(3))
+
+    def work(n0, n1):
+        xs, ds = x[n0:n1], d[n0:n1]
+        sq = _temp("lrn_sq", xs.shape, x.dtype)
+        np.multiply(xs, xs, out=sq)
+        channel_window_sum(sq, n, out=ds)
+        ds *= x.dtype.type(alpha)
+        ds += x.dtype.type(k)
+        _neg_power(ds, beta, out=scale[n0:n1])
+        np.multiply(xs, scale[n0:n1], out=y[n0:n1])
+
+    parallel_chunks(work, x.shape[0], 8 * x.size)
+    return y, d, scale
+
+
+def lrn_backward(dy, x, y, d, scale, n, alpha, beta):
+    """dx = dy * scale - 2 alpha beta x * window_sum(dy * y / d)."""
+    dx = np.empty_like(dy)
+
+    def work(n0, n1):
+        t = _temp("lrn_t", dy[n0:n1].shape, dy.dtype)
+        coupling = _temp("lrn_coupling", dy[n0:n1].shape, dy.dtype)
+        np.multiply(dy[n0:n1], y[n0:n1], out=t)
+        np.divide(t, d[n0:n1], out=t)
+        channel_window_sum(t, n, out=coupling)
+        coupling *= x[n0:n1]
+        coupling *= dy.dtype.type(-2 * alpha * beta)
+        np.multiply(dy[n0:n1], scale[n0:n1], out=dx[n0:n1])
+        dx[n0:n1] += coupling
+
+    parallel_chunks(work, dy.shape[0], 8 * dy.size)
+    return dx

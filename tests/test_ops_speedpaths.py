@@ -1,0 +1,277 @@
+"""The fast CPU paths (ops/_cpu_fast.py) against the readable ops they stand in for.
+
+Every public op that hands NumPy input to a fast path is run twice: as is, and inside
+``_cpu_fast.reference_paths()`` (the readable body). Both dtypes, one and two copy threads (with the threading
+threshold lowered so that even tiny arrays are split), and every call repeated on fresh data of the same shape
+so that a stale reused workspace, or a returned array that aliases one, shows up as a wrong or changed result.
+"""
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minicnn import ops
+from minicnn.gradcheck import conv_configs, distinct_values, pool_configs
+from minicnn.ops import _cpu_fast, _parallel
+
+DTYPES = [np.float64, np.float32]
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
+
+
+@contextlib.contextmanager
+def copy_threads(n):
+    """n copy threads, splitting even the smallest test arrays."""
+    old, old_min = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD
+    _parallel.set_num_threads(n)
+    _parallel.MIN_ELEMENTS_PER_THREAD = 1
+    try:
+        yield
+    finally:
+        _parallel.set_num_threads(old)
+        _parallel.MIN_ELEMENTS_PER_THREAD = old_min
+
+
+threads_param = pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "2threads"])
+
+
+def reference(fn, *args, **kwargs):
+    with _cpu_fast.reference_paths():
+        return fn(*args, **kwargs)
+
+
+def _conv_data(cfg, rng, dtype):
+    x = rng.standard_normal((cfg["N"], cfg["C"], cfg["H"], cfg["W"])).astype(dtype)
+    W = rng.standard_normal((cfg["F"], cfg["C"], cfg["kh"], cfg["kw"])).astype(dtype)
+    b = rng.standard_normal(cfg["F"]).astype(dtype)
+    return x, W, b
+
+
+def test_fast_paths_are_on_for_numpy_and_off_inside_reference_paths():
+    x = np.zeros((1, 1, 2, 2), dtype=np.float32)
+    assert _cpu_fast.use(x)
+    with _cpu_fast.reference_paths():
+        assert not _cpu_fast.use(x)
+    assert _cpu_fast.use(x)
+    assert not _cpu_fast.use([1.0])
+
+
+@threads_param
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(cfg=conv_configs(max_batch=3, max_channels=4, max_filters=4), seed=st.integers(0, 2**31 - 1))
+def test_conv_forward_and_im2col_match_readable(threads, dtype, cfg, seed):
+    with copy_threads(threads):
+        rng = np.random.default_rng(seed)
+        k, s, p = (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["pad"]
+        results = []
+        for _ in range(2):                       # second call: same shapes, new data, reused workspaces
+            x, W, b = _conv_data(cfg, rng, dtype)
+            y, cache = ops.conv2d_forward(x, W, b, s, p)
+            y_ref, cache_ref = reference(ops.conv2d_forward, x, W, b, s, p)
+            np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+            np.testing.assert_array_equal(cache.cols, cache_ref.cols)          # the public column layout
+            np.testing.assert_array_equal(cache.cols, ops.im2col(x, k, s, p))
+            assert y.dtype == dtype and cache.cols.dtype == dtype and y.flags.c_contiguous
+            y_nobias, _ = ops.conv2d_forward(x, W, None, s, p)
+            np.testing.assert_allclose(y_nobias, reference(ops.conv2d_forward, x, W, None, s, p)[0], **TOL[dtype])
+            results.append((y, y.copy(), cache.cols, cache.cols.copy()))
+        for y, y_copy, cols, cols_copy in results:   # nothing returned was overwritten by a later call
+            np.testing.assert_array_equal(y, y_copy)
+            np.testing.assert_array_equal(cols, cols_copy)
+        assert not np.shares_memory(results[0][0], results[1][0])
+        assert not np.shares_memory(results[0][2], results[1][2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(cfg=conv_configs(max_batch=3, max_channels=4, max_filters=4), seed=st.integers(0, 2**31 - 1),
+       need_dx=st.booleans(), param_grads=st.booleans())
+@threads_param
+def test_conv_backward_matches_readable_and_naive(threads, dtype, cfg, seed, need_dx, param_grads):
+    with copy_threads(threads):
+        rng = np.random.default_rng(seed)
+        s, p = cfg["stride"], cfg["pad"]
+        kept = []
+        for _ in range(2):
+            x, W, b = _conv_data(cfg, rng, dtype)
+            y, cache = ops.conv2d_forward(x, W, b, s, p)
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            dy_before = dy.copy()
+            got = ops.conv2d_backward(dy, cache, need_dx=need_dx, param_grads=param_grads)
+            np.testing.assert_array_equal(dy, dy_before)                         # backward never writes into dy
+            want = reference(ops.conv2d_backward, dy, cache, need_dx=need_dx, param_grads=param_grads)
+            naive = ops.conv2d_backward_naive(dy, x, W, s, p)
+            for g, w, n, wanted in zip(got, want, naive, (need_dx, param_grads, param_grads)):
+                if not wanted:
+                    assert g is None and w is None
+                    continue
+                assert g.shape == w.shape and g.dtype == w.dtype
+                np.testing.assert_allclose(g, w, **TOL[dtype])
+                np.testing.assert_allclose(g, n, rtol=1e-10 if dtype == np.float64 else 1e-4,
+                                           atol=1e-10 if dtype == np.float64 else 1e-4)
+            kept.append([(g, g.copy()) for g in got if g is not None])
+        for pairs in kept:
+            for g, g_copy in pairs:
+                np.testing.assert_array_equal(g, g_copy)
+
+
+@threads_param
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(cfg=conv_configs(max_batch=3, max_channels=4), seed=st.integers(0, 2**31 - 1))
+def test_fast_col2im_matches_public_col2im(threads, dtype, cfg, seed):
+    with copy_threads(threads):
+        rng = np.random.default_rng(seed)
+        k, s, p = (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["pad"]
+        x_shape = (cfg["N"], cfg["C"], cfg["H"], cfg["W"])
+        oh, ow = ops.conv_output_shape(x_shape, k, s, p)
+        cols = rng.standard_normal((cfg["C"] * k[0] * k[1], cfg["N"] * oh * ow)).astype(dtype)
+        first = _cpu_fast.col2im(cols, x_shape, k, s, p, oh, ow)
+        first_copy = first.copy()
+        np.testing.assert_allclose(first, ops.col2im(cols, x_shape, k, s, p), **TOL[dtype])
+        second = _cpu_fast.col2im(-cols, x_shape, k, s, p, oh, ow)
+        np.testing.assert_allclose(second, -first_copy, **TOL[dtype])
+        np.testing.assert_array_equal(first, first_copy)
+
+
+def _pool_input(cfg, rng, dtype, ties):
+    shape = (cfg["N"], cfg["C"], cfg["H"], cfg["W"])
+    if ties:    # few distinct values: windows with several equal maxima (the first one must win)
+        return rng.integers(-2, 3, shape).astype(dtype)
+    return distinct_values(shape, rng).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(cfg=pool_configs(max_batch=2, max_channels=4, max_size=10), seed=st.integers(0, 2**31 - 1),
+       ties=st.booleans())
+@threads_param
+def test_max_pool_matches_readable(threads, dtype, cfg, seed, ties):
+    with copy_threads(threads):
+        rng = np.random.default_rng(seed)
+        args = (cfg["kernel"], cfg["stride"], cfg["pad"], cfg["ceil_mode"])
+        kept = []
+        for _ in range(2):
+            x = _pool_input(cfg, rng, dtype, ties)
+            y, cache = ops.max_pool2d_forward(x, *args)
+            y_ref, cache_ref = reference(ops.max_pool2d_forward, x, *args)
+            np.testing.assert_array_equal(y, y_ref)
+            np.testing.assert_array_equal(cache.switches, cache_ref.switches)
+            assert cache.switches.dtype == np.int32 and cache.out_shape == cache_ref.out_shape
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            dx = ops.max_pool2d_backward(dy, cache)
+            np.testing.assert_allclose(dx, reference(ops.max_pool2d_backward, dy, cache_ref), **TOL[dtype])
+            assert dx.dtype == dtype and dx.shape == x.shape
+            kept.append([(a, a.copy()) for a in (y, cache.switches, dx)])
+        for pairs in kept:
+            for a, a_copy in pairs:
+                np.testing.assert_array_equal(a, a_copy)
+
+
+@threads_param
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_non_finite_values_match_readable(threads, dtype):
+    with copy_threads(threads):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((2, 3, 7, 7)).astype(dtype)
+        x[0, 0, 0, 0], x[0, 1, 3, 3], x[1, 2, 5, 6], x[1, 0, 2, 2] = np.nan, np.inf, -np.inf, np.nan
+        for args in [(3, 2, 0, True), (3, 2, 1, False), (2, 2, 0, False), (3, 1, 1, False)]:
+            y, cache = ops.max_pool2d_forward(x, *args)
+            y_ref, cache_ref = reference(ops.max_pool2d_forward, x, *args)
+            np.testing.assert_array_equal(y, y_ref)
+            np.testing.assert_array_equal(cache.switches, cache_ref.switches)
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            dy[0, 0, 0, 0] = np.inf         # goes to the readable path: inf reaches its switch cell only
+            np.testing.assert_array_equal(ops.max_pool2d_backward(dy, cache),
+                                          reference(ops.max_pool2d_backward, dy, cache_ref))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(N=st.integers(1, 3), C=st.integers(1, 9), H=st.integers(1, 5), W=st.integers(1, 5),
+       n=st.sampled_from([1, 3, 5, 7]), k=st.sampled_from([0.5, 2.0]), alpha=st.sampled_from([1e-4, 0.9]),
+       beta=st.sampled_from([0.75, 0.6]), seed=st.integers(0, 2**31 - 1))
+@threads_param
+def test_lrn_matches_readable(threads, dtype, N, C, H, W, n, k, alpha, beta, seed):
+    with copy_threads(threads):
+        rng = np.random.default_rng(seed)
+        kept = []
+        for _ in range(2):
+            x = rng.standard_normal((N, C, H, W)).astype(dtype)
+            y, cache = ops.lrn_forward(x, n, k, alpha, beta)
+            y_ref, cache_ref = reference(ops.lrn_forward, x, n, k, alpha, beta)
+            np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+            np.testing.assert_allclose(cache.d, cache_ref.d, **TOL[dtype])
+            dy = rng.standard_normal(x.shape).astype(dtype)
+            dx = ops.lrn_backward(dy, cache)
+            np.testing.assert_allclose(dx, reference(ops.lrn_backward, dy, cache_ref), **TOL[dtype])
+            # a cache made by the readable path (no cached scale) still works with the fast backward
+            np.testing.assert_allclose(ops.lrn_backward(dy, cache_ref), dx, **TOL[dtype])
+            assert y.dtype == dx.dtype == dtype
+            kept.append([(a, a.copy()) for a in (y, cache.d, cache.scale, dx)])
+        for pairs in kept:
+            for a, a_copy in pairs:
+                np.testing.assert_array_equal(a, a_copy)
+
+
+def test_lrn_fast_gradient_numerical():
+    from minicnn.gradcheck import GRADCHECK_TOLERANCE, check_op
+    rng = np.random.default_rng(3)
+    x = distinct_values((2, 6, 3, 3), rng, spacing=0.02)
+    for kwargs in [dict(n=3, k=0.5, alpha=0.9, beta=0.75), dict(n=5, k=2.0, alpha=1e-4, beta=0.75)]:
+        assert check_op(ops.lrn_forward, ops.lrn_backward, (x,), kwargs=kwargs, rng=rng) <= GRADCHECK_TOLERANCE
+
+
+@threads_param
+def test_training_step_of_a_small_zfnet_matches_readable(threads):
+    with copy_threads(threads):
+        # A whole network's forward and backward, fast paths against readable paths, in float64.
+        from minicnn.models import zfnet_small
+        rng = np.random.default_rng(5)
+        x = rng.standard_normal((3, 3, 32, 32))
+        labels = np.array([1, 4, 7], dtype=np.int64)
+
+        def run():
+            net = zfnet_small(num_classes=10, input_shape=(3, 32, 32), width=4, dropout=0.0).astype(np.float64)
+            logits = net.forward(x, train=True)
+            _, dlogits = ops.softmax_cross_entropy(logits, labels)
+            dx = net.backward(dlogits)
+            return logits, dx, net.named_grads()
+
+        logits, dx, grads = run()
+        logits_ref, dx_ref, grads_ref = reference(run)
+        np.testing.assert_allclose(logits, logits_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-12)
+        for key in grads_ref:
+            np.testing.assert_allclose(grads[key], grads_ref[key], rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+def test_parallel_chunks_cover_the_range_once_and_reraise(monkeypatch):
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS_PER_THREAD", 1)
+    old = _parallel.get_num_threads()
+    _parallel.set_num_threads(2)
+    try:
+        hits = np.zeros(7, dtype=np.int64)
+
+        def mark(a, b):
+            hits[a:b] += 1
+        _parallel.parallel_chunks(mark, 7, 7)
+        np.testing.assert_array_equal(hits, np.ones(7, dtype=np.int64))
+
+        def fail(a, b):
+            if a > 0:
+                raise RuntimeError("worker failed")
+        with pytest.raises(RuntimeError, match="worker failed"):
+            _parallel.parallel_chunks(fail, 4, 4)
+    finally:
+        _parallel.set_num_threads(old)
+
+
+def test_scratch_is_reused_and_returned_arrays_are_not_scratch():
+    a = _parallel.scratch("test_tag", (4, 5), np.float32)
+    b = _parallel.scratch("test_tag", (2, 3), np.float32)
+    assert np.shares_memory(a, b)                    # the same memory comes back for the same tag
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    W = np.ones((4, 3, 3, 3), dtype=np.float32)
+    y, cache = ops.conv2d_forward(x, W, None, 1, 1)
+    dx, dW, db = ops.conv2d_backward(np.ones_like(y), cache)
+    for buf in _parallel._scratch.__dict__.values():
+        for arr in (y, cache.cols, dx, dW, db):
+            assert not np.shares_memory(arr, buf)
