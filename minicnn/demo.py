@@ -5,6 +5,8 @@ write everything a reader wants to look at into ``runs/demo/``, in under three m
     runs/demo/history.json, history.csv  per-epoch loss and top-1/top-5 accuracy, train and validation
     runs/demo/curves.png                 learning curves
     runs/demo/summary.txt                what was trained, test accuracy, wall time, where the files are
+    runs/demo/evolution.npz              feature evolution snapshots (ZF Fig. 4), recorded while training
+    runs/demo/gallery/index.html         the Zeiler-Fergus figures (filters, top-9, occlusion, saliency, ...)
 """
 from __future__ import annotations
 
@@ -24,12 +26,16 @@ def run_demo(out_dir="runs/demo", device="cpu", *, progress=None, verbose=True, 
     (test accuracy, wall time, ...; ``results["trainer"]`` is the Trainer, ``trainer.net`` the trained net).
 
     overrides: any option of ``minicnn.experiment.train_run`` (e.g. ``epochs=2`` for a quick look).
-    gallery: also draw the visualization gallery (the hook below; a no-op until ``minicnn.visualize`` provides it).
+    gallery: also record feature evolution while training and draw the visualization gallery (``out_dir/gallery``).
     """
     from .experiment import train_run
     start = time.perf_counter()
     settings = {**DEMO_SETTINGS, **overrides}
-    results = train_run(out_dir, device=device, progress=progress, verbose=verbose, **settings)
+    callbacks = ()
+    if gallery:   # feature evolution (ZF Fig. 4) is recorded during training, for the gallery below
+        from .visualize.gallery import demo_callbacks
+        callbacks = demo_callbacks(out_dir, settings["epochs"])
+    results = train_run(out_dir, device=device, progress=progress, verbose=verbose, callbacks=callbacks, **settings)
 
     # --- visualization gallery hook -------------------------------------------------------------------
     # The visualization work adds the deconvnet gallery here: it receives the run directory and the
@@ -56,5 +62,6 @@ def run_demo(out_dir="runs/demo", device="cpu", *, progress=None, verbose=True, 
 
 
 def _gallery(out_dir, trainer, device="cpu", verbose=True):
-    """Visualization gallery for the demo (filled in by the visualization work). Returns the files written."""
-    return []
+    """Visualization gallery for the demo: ``out_dir/gallery/index.html`` and its PNGs. Returns the files written."""
+    from .visualize.gallery import demo_gallery
+    return demo_gallery(out_dir, trainer, device=device, verbose=verbose)

@@ -25,33 +25,47 @@ ZF_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
 class FeatureEvolution(Callback):
     """Record deconvnet projections of chosen feature maps at chosen epochs (ZF Fig. 4).
 
-    probe: (N, C, H, W) fixed images (e.g. 200 validation images, mean-subtracted); features: dict
-    {layer name: list of channels}; epochs: the epochs to record (default ZF's 1, 2, 5, 10, 20, 30, 40, 64;
-    None = every epoch); path: if given, ``save(path)`` after every recording, so a gallery can draw it later.
+    probe: (N, C, H, W) fixed images (mean-subtracted), or None: the first ``n_probe`` validation images of the
+    trainer's splits, taken when training begins; features: dict {layer name: list of channels}, or None: the
+    first ``n_channels`` maps of the first three conv blocks (``gallery.feature_layers``); epochs: the epochs to record (default ZF's
+    1, 2, 5, 10, 20, 30, 40, 64; None = every epoch); path: if given, ``save(path)`` after every recording, so a gallery can draw it later.
     ``record(net, epoch)`` may also be called by hand (epoch 0 = before training).
     ``snapshots``: {layer: {"epochs": [e...], "crops": [(M, C, rh, rw) per epoch], "values": [(M,)],
     "images": [(M,) probe indices]}}.
     """
 
-    def __init__(self, probe, features, epochs=ZF_EPOCHS, rule="deconvnet", path=None, batch_size=128):
-        if not isinstance(features, dict) or not features:
-            raise TypeError("FeatureEvolution: features must be a non-empty dict {layer name: [channels]}")
-        self.probe = np.asarray(probe)
-        self.features = {layer: [int(c) for c in channels] for layer, channels in features.items()}
+    def __init__(self, probe=None, features=None, epochs=ZF_EPOCHS, rule="deconvnet", path=None, batch_size=128,
+                 n_probe=200, n_channels=4):
+        if features is not None and (not isinstance(features, dict) or not features):
+            raise TypeError("FeatureEvolution: features must be a non-empty dict {layer name: [channels]} or None")
+        self.probe = None if probe is None else np.asarray(probe)
+        self.features = None if features is None else {l: [int(c) for c in ch] for l, ch in features.items()}
         self.epochs = None if epochs is None else {int(e) for e in epochs}
         self.rule, self.path, self.batch_size = rule, path, batch_size
-        self.snapshots = {layer: {"epochs": [], "crops": [], "values": [], "images": []} for layer in self.features}
+        self.n_probe, self.n_channels = n_probe, n_channels
+        self.snapshots = {}
         self._checked = False
 
-    def _check(self, net):
+    def _check(self, net, splits=None):
+        if self.probe is None:
+            if splits is None:
+                raise ValueError("FeatureEvolution: no probe images given and no trainer splits to take them from")
+            self.probe = np.asarray(splits.val.x[:self.n_probe])
         as_batch(net, self.probe[:1], "probe images")
+        if self.features is None:
+            from .gallery import feature_layers
+            self.features = {}
+            for layer in feature_layers(net)[:3]:
+                count = net.layer_info(self.probe.shape[1:])[net.index(layer)].output_shape[0]
+                self.features[layer] = list(range(min(self.n_channels, count)))
         for layer, channels in self.features.items():
             check_layer(net, layer)
             check_channel(net, layer, np.asarray(channels), self.probe.shape[1:])
+            self.snapshots.setdefault(layer, {"epochs": [], "crops": [], "values": [], "images": []})
         self._checked = True
 
     def on_train_begin(self, trainer):
-        self._check(trainer.net)
+        self._check(trainer.net, getattr(trainer, "splits", None))
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.epochs is None or epoch in self.epochs:

@@ -272,3 +272,26 @@ def gallery_from_run(run_dir, what=None, out_dir=None, which="best", device="cpu
     evo = os.path.join(os.fspath(run_dir), EVOLUTION_FILE)
     kwargs.setdefault("evolution", evo if os.path.exists(evo) else None)
     return write_gallery(run.net, run.splits, out_dir or os.path.join(os.fspath(run_dir), "gallery"), what, **kwargs)
+
+
+# --- minicnn demo -----------------------------------------------------------------------------------------
+
+def demo_callbacks(out_dir, epochs):
+    """The callbacks ``minicnn demo`` trains with: feature evolution (ZF Fig. 4) at epochs 1, 2, 3, 5, 8, ... and
+    the last, saved to ``out_dir/evolution.npz`` after each so that the gallery (and ``minicnn visualize``) can
+    draw it."""
+    from .evolution import FeatureEvolution
+    marks = {e for e in (1, 2, 3, 5, 8, 12, 20, 30, 40, 64) if e <= epochs} | {int(epochs)}
+    return [FeatureEvolution(path=os.path.join(os.fspath(out_dir), EVOLUTION_FILE), epochs=sorted(marks))]
+
+
+def demo_gallery(out_dir, trainer, device="cpu", verbose=True):
+    """The end of ``minicnn demo``: the default gallery of the trained network (the trainer's final weights) into
+    ``out_dir/gallery``. Returns the files written (the last is ``index.html``)."""
+    t0 = time.perf_counter()
+    evo = os.path.join(os.fspath(out_dir), EVOLUTION_FILE)
+    files = write_gallery(trainer.net, trainer.splits, os.path.join(os.fspath(out_dir), "gallery"),
+                          evolution=evo if os.path.exists(evo) else None, verbose=False)
+    if verbose:
+        print(f"gallery: {len(files) - 1} figures in {time.perf_counter() - t0:.1f} s -> {files[-1]}", flush=True)
+    return files

@@ -17,8 +17,8 @@ __all__ = ["figure", "save", "image_to_display", "projection_to_display", "mosai
 
 
 def figure(width, height, dpi=100):
-    import matplotlib
-    matplotlib.use("Agg", force=False)
+    # No matplotlib.use(): a bare Figure renders PNG with Agg on savefig, and switching the global backend
+    # would break pyplot in a notebook (its inline backend).
     from matplotlib.figure import Figure
     return Figure(figsize=(width, height), dpi=dpi)
 
