@@ -122,6 +122,36 @@ def test_gpu_extras_are_declared():
     assert ".[gpu]" in readme and ".[gpu-cuda13]" in readme
 
 
+
+def test_kernel_loading_compiles_once_per_file_and_dtype(fresh_cupy_probe):
+    """The loader with a stand-in for cupy.RawModule: the source it gets, the caching, the launch geometry."""
+    compiled, launches = [], []
+
+    class FakeModule:
+        def __init__(self, code, options=()):
+            compiled.append((code, options))
+
+        def get_function(self, name):
+            return lambda grid, block, args: launches.append((name, grid, block, args))
+
+    fake = _fake_cupy(lambda: 1)
+    fake.RawModule = FakeModule
+    fresh_cupy_probe.setitem(sys.modules, "cupy", fake)
+    assert backend.gpu_available() and backend.gpu_unavailable_reason() == ""
+    for _ in range(3):
+        backend.get_kernel("pool.cu", "max_pool_forward", np.float32)
+        backend.get_kernel("pool.cu", "max_pool_backward", np.float32)
+    backend.get_kernel("pool.cu", "max_pool_forward", np.float64)
+    assert len(compiled) == 2                                 # once per (file, dtype)
+    assert compiled[0][0].startswith("#define T float\n") and compiled[1][0].startswith("#define T double\n")
+    assert all("-DT" not in " ".join(options) for _, options in compiled)   # see backend: it would break NVRTC
+    kernel = backend.get_kernel("relu.cu", "relu_backward", np.float32)
+    backend.launch(kernel, 1000, ("args",))
+    backend.launch(kernel, 10**9, ("args",))
+    backend.launch(kernel, 0, ("args",))                      # nothing to do: no launch (a 0-block grid is an error)
+    assert launches == [("relu_backward", (4,), (backend.BLOCK,), ("args",)),
+                        ("relu_backward", (backend.MAX_BLOCKS,), (backend.BLOCK,), ("args",))]
+
 # --- on a GPU: parity with NumPy -----------------------------------------------------------------------------
 
 def _dev(a):
