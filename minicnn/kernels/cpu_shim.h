@@ -1,6 +1,9 @@
 // cpu_shim.h -- compile minicnn's CUDA kernels as plain C++ so they can be tested without a GPU.
 //
-//     g++ -O2 -shared -fPIC -x c++ -include cpu_shim.h -DT=double pool.cu -o pool_double.so
+//     g++ -O2 -shared -fPIC -x c++ -include cpu_shim.h pool_double.cu -o pool_double.so
+//
+// where pool_double.cu is backend.kernel_source("pool.cu", "float64"): the kernel file after a "#define T double"
+// line (the same text the GPU loader compiles).
 //
 // Every kernel in this folder is one grid-stride loop,
 //

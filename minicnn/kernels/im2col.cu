@@ -1,6 +1,7 @@
 // im2col.cu -- unfold receptive fields into columns (im2col) and fold them back (col2im).
 //
-// Element type T is set at compile time (-DT=float or -DT=double); one source serves both dtypes.
+// Element type T is set at compile time: backend.kernel_source puts "#define T float" (or double) before
+// this text, so one source serves both dtypes.
 // Every kernel is ONE grid-stride loop over its OUTPUT elements: each thread computes whole output elements
 // by gathering what they need, so no two threads write the same place (no atomics, deterministic results).
 //

@@ -1,6 +1,7 @@
 // lrn.cu -- local response normalisation across channels (Krizhevsky et al.), forward and backward.
 //
-// Element type T is set at compile time (-DT=float or -DT=double). Every kernel is ONE grid-stride loop over
+// Element type T is set at compile time ("#define T float" or double, put before this text by
+// backend.kernel_source). Every kernel is ONE grid-stride loop over
 // its OUTPUT elements; each thread gathers its channel window itself (no atomics, no shared memory).
 //
 // Notation (as in minicnn/ops/normalization.py), for a window of n channels (n odd, half = n/2) centred on c,

@@ -1,6 +1,7 @@
 // pool.cu -- max pooling with switches, and its backward (= Zeiler-Fergus unpooling).
 //
-// Element type T is set at compile time (-DT=float or -DT=double). Every kernel is ONE grid-stride loop over
+// Element type T is set at compile time ("#define T float" or double, put before this text by
+// backend.kernel_source). Every kernel is ONE grid-stride loop over
 // its OUTPUT elements; each thread gathers what its element needs (no atomics, no shared memory).
 //
 // Notation (as in minicnn/ops/pool.py):

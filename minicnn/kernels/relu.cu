@@ -1,6 +1,7 @@
 // relu.cu -- ReLU backward under the three rules of DESIGN section 4.
 //
-// Element type T is set at compile time (-DT=float or -DT=double). ONE grid-stride loop over the elements;
+// Element type T is set at compile time ("#define T float" or double, put before this text by
+// backend.kernel_source). ONE grid-stride loop over the elements;
 // x is the forward input (the ReLU cache), dy the signal coming down, dx the result (any shape, flattened).
 //
 //   rule  name          dx[i] = dy[i] where ...       used by
