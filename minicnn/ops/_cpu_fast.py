@@ -160,92 +160,128 @@ def _valid(k, s, p, size, out):
     return o0, max(o0, o1)
 
 
-def _split_columns(a, sx, tag):
-    """(R, H, W) -> (sx, R, H, ceil(W / sx)) with [q, :, :, j] = a[:, :, j*sx + q]: with stride sx > 1 every
-    window tap then reads (or writes) unit-stride rows of one phase q instead of every sx-th element.
-    One strided pass here replaces kh*kw strided passes in the tap loop."""
-    if sx == 1:
-        return a[None]
-    R, H, W = a.shape
-    out = _temp(tag, (sx, R, H, -(-W // sx)), a.dtype)
-    for q in range(sx):
-        out[q, :, :, :len(range(q, W, sx))] = a[:, :, q::sx]
-    return out
+class _PoolGrid:
+    """Phase decomposition of a pooling input, so that every window tap is one long contiguous run.
 
+    The input padded with -inf (xp, ph/pw on top/left) is split by stride phase: P[qy, qx][a, b] =
+    xp[a*sy + qy, b*sx + qx], each (Hq, Wq). Tap (ky, kx) of output (oy, ox) reads xp[oy*sy + ky, ox*sx + kx] =
+    P[ky % sy, kx % sx][oy + ky//sy, ox + kx//sx], so over all outputs it reads the rows oy + ky//sy of one phase.
+    Computing the outputs on an (oh, Wq) grid (columns ow..Wq-1 are junk, cropped at the end) turns that read
+    into one flat run of oh*Wq elements per plane: each ufunc pass then loops over N*C planes instead of
+    N*C*oh short rows of ow elements -- the per-row overhead, not arithmetic, is what made pooling slow.
+    One extra -inf row keeps the last run of a tap with kx//sx > 0 inside the plane.
+    """
 
-def _tap_views(kernel, stride, pad, size, out):
-    """For every window tap t = ky*kw + kx: (t, output slices, phase q, row slice, column slice into the phases),
-    restricted to the outputs whose input position lies inside the unpadded input (so no -inf padding is needed)."""
-    (kh, kw), (sy, sx), (ph, pw), (H, W), (oh, ow) = kernel, stride, pad, size, out
-    views = []
-    for ky, kx in _taps(kh, kw):
-        (oy0, oy1), (ox0, ox1) = _valid(ky, sy, ph, H, oh), _valid(kx, sx, pw, W, ow)
-        if oy0 == oy1 or ox0 == ox1:
-            continue
-        iy = oy0 * sy + ky - ph
-        q, j = (kx - pw) % sx, ox0 + (kx - pw) // sx
-        views.append((ky * kw + kx, (slice(None), slice(oy0, oy1), slice(ox0, ox1)), q,
-                      (slice(None), slice(iy, iy + sy * (oy1 - oy0 - 1) + 1, sy), slice(j, j + ox1 - ox0))))
-    return views
+    def __init__(self, x_shape, kernel, stride, pad, out):
+        _, _, self.H, self.W = x_shape
+        (self.kh, self.kw), (self.sy, self.sx), (self.ph, self.pw), (self.oh, self.ow) = kernel, stride, pad, out
+        self.Hq = self.oh + (self.kh - 1) // self.sy + 1
+        self.Wq = self.ow + (self.kw - 1) // self.sx
+        self.L = self.oh * self.Wq
+        self.phases = [(qy, qx) for qy in range(self.sy) for qx in range(self.sx)]
+        # tap t -> (phase index, start of its run in the flattened phase)
+        self.runs = [(qy * self.sx + qx, (ky // self.sy) * self.Wq + kx // self.sx)
+                     for ky, kx in _taps(self.kh, self.kw) for qy, qx in [(ky % self.sy, kx % self.sx)]]
+
+    def _blocks(self):
+        """Per phase: the phase rows/columns that hold input pixels, and the input slices they come from."""
+        for q, (qy, qx) in enumerate(self.phases):
+            (a0, a1), (b0, b1) = _valid(qy, self.sy, self.ph, self.H, self.Hq), _valid(qx, self.sx, self.pw, self.W, self.Wq)
+            if a0 == a1 or b0 == b1:
+                continue
+            i0, j0 = a0 * self.sy + qy - self.ph, b0 * self.sx + qx - self.pw
+            rows = slice(i0, i0 + self.sy * (a1 - a0 - 1) + 1, self.sy)
+            cols = slice(j0, j0 + self.sx * (b1 - b0 - 1) + 1, self.sx)
+            yield q, (slice(None), slice(a0, a1), slice(b0, b1)), (slice(None), rows, cols)
+
+    def split(self, a, fill, tag):
+        """(R, H, W) -> phases (nq, R, Hq*Wq) with ``fill`` where no input pixel lands."""
+        P = _temp(tag, (len(self.phases), a.shape[0], self.Hq, self.Wq), a.dtype)
+        P.fill(fill)
+        for q, inside, source in self._blocks():
+            P[q][inside] = a[source]
+        return P.reshape(len(self.phases), a.shape[0], self.Hq * self.Wq)
+
+    def merge(self, P, out):
+        """The inverse of split for the cells that hold input pixels: out (R, H, W) from phases (nq, R, Hq*Wq);
+        input pixels beyond every window (stride > kernel, or the floor-mode remainder) get 0."""
+        P = P.reshape(P.shape[0], P.shape[1], self.Hq, self.Wq)
+        if self.sy * self.Hq < self.ph + self.H or self.sx * self.Wq < self.pw + self.W:
+            out.fill(0)
+        for q, inside, source in self._blocks():
+            out[source] = P[q][inside]
+
+    def widen(self, a, fill, tag):
+        """(R, oh, ow) -> (R, oh*Wq) on the output grid, ``fill`` in the junk columns."""
+        g = _temp(tag, (a.shape[0], self.oh, self.Wq), a.dtype)
+        g[:, :, self.ow:] = fill
+        g[:, :, :self.ow] = a
+        return g.reshape(a.shape[0], self.L)
+
+    def crop(self, g, out):
+        out[...] = g.reshape(g.shape[0], self.oh, self.Wq)[:, :, :self.ow]
 
 
 def max_pool2d_forward(x, kernel, stride, pad, out):
     """(y, switches) as ``ops.max_pool2d_forward``: taps in row-major order, a strictly greater value wins.
 
-    Per tap, four unmasked ufunc passes (masked ``where=``/boolean-index updates are ~10x slower):
-    m = v > y;  y = fmax(y, v) (fmax skips NaN, as the strict comparison does);  s = max(s, m * t) -- right
-    because taps come in increasing order, so a new winner's t exceeds every earlier switch."""
+    On the phase grid (``_PoolGrid``), per tap four unmasked ufunc passes (masked ``where=`` or boolean-index
+    updates are ~10x slower): m = v > y;  y = fmax(y, v) (fmax skips NaN, as the strict comparison does);
+    s = max(s, m * t) -- right because taps come in increasing order, so a new winner's t exceeds every
+    earlier switch."""
     N, C, H, W = x.shape
-    (kh, kw), (sy, sx), (ph, pw), (oh, ow) = kernel, stride, pad, out
+    grid = _PoolGrid(x.shape, kernel, stride, pad, out)
     x3 = x.reshape(N * C, H, W)
-    y = np.empty((N, C, oh, ow), dtype=x.dtype)
-    switches = np.empty((N, C, oh, ow), dtype=np.int32)
-    y3, s3 = y.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
-    views = _tap_views(kernel, stride, pad, (H, W), out)
+    y = np.empty((N, C) + tuple(out), dtype=x.dtype)
+    switches = np.empty((N, C) + tuple(out), dtype=np.int32)
+    y3, s3 = y.reshape((N * C,) + tuple(out)), switches.reshape((N * C,) + tuple(out))
 
     def work(r0, r1):
-        xph, ys, ss = _split_columns(x3[r0:r1], sx, "pool_phases"), y3[r0:r1], s3[r0:r1]
-        mask = _temp("pool_mask", ys.shape, np.bool_)
-        tap = _temp("pool_tap", ys.shape, np.int32)
-        ys.fill(-np.inf)
-        ss.fill(0)
-        for t, o, q, i in views:
-            v, yv, m = xph[q][i], ys[o], mask[o]
-            np.greater(v, yv, out=m)
-            np.fmax(yv, v, out=yv)
-            np.multiply(m, np.int32(t), out=tap[o])
-            np.maximum(ss[o], tap[o], out=ss[o])
+        R = r1 - r0
+        P = grid.split(x3[r0:r1], -np.inf, "pool_phases")
+        yg = _temp("pool_y", (R, grid.L), x.dtype)
+        sg = _temp("pool_s", (R, grid.L), np.int32)
+        mask = _temp("pool_mask", (R, grid.L), np.bool_)
+        tap = _temp("pool_tap", (R, grid.L), np.int32)
+        yg.fill(-np.inf)
+        sg.fill(0)
+        for t, (q, start) in enumerate(grid.runs):
+            v = P[q][:, start:start + grid.L]
+            np.greater(v, yg, out=mask)
+            np.fmax(yg, v, out=yg)
+            np.multiply(mask, np.int32(t), out=tap)
+            np.maximum(sg, tap, out=sg)
+        grid.crop(yg, y3[r0:r1])
+        grid.crop(sg, s3[r0:r1])
 
     parallel_chunks(work, N * C, 4 * x.size)
     return y, switches
 
 
 def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
-    """dx as ``ops.max_pool2d_backward``: per tap, dx[tap position] += dy * (switch == t).
+    """dx as ``ops.max_pool2d_backward``: per tap, dx[tap position] += dy * (switch == t), on the phase grid.
 
-    Multiplying by the mask (not a masked add, ~20x slower) is exact for finite dy; ``use_pool_backward``
+    Multiplying by the mask (a masked add is ~20x slower) is exact for finite dy; ``use_pool_backward``
     sends a dy with inf/NaN to the readable path, where a non-finite value reaches its switch cell only."""
     N, C, H, W = x_shape
-    sx = stride[1]
     oh, ow = dy.shape[2:]
+    grid = _PoolGrid(x_shape, kernel, stride, pad, (oh, ow))
     dx = np.empty(x_shape, dtype=dy.dtype)
     d3, dy3, s3 = dx.reshape(N * C, H, W), dy.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
-    views = _tap_views(kernel, stride, pad, (H, W), (oh, ow))
 
     def work(r0, r1):
         R = r1 - r0
-        dys, ss = dy3[r0:r1], s3[r0:r1]
-        acc = d3[r0:r1][None] if sx == 1 else _temp("unpool_phases", (sx, R, H, -(-W // sx)), dy.dtype)
-        acc.fill(0)
-        mask = _temp("unpool_mask", dys.shape, np.bool_)
-        part = _temp("unpool_part", dys.shape, dy.dtype)
-        for t, o, q, i in views:
-            np.equal(ss[o], np.int32(t), out=mask[o])
-            np.multiply(dys[o], mask[o], out=part[o])
-            acc[q][i] += part[o]
-        if sx > 1:
-            for q in range(sx):
-                d3[r0:r1, :, q::sx] = acc[q, :, :, :len(range(q, W, sx))]
+        dyg = grid.widen(dy3[r0:r1], 0, "unpool_dy")          # junk columns carry 0: they add nothing
+        sg = grid.widen(s3[r0:r1], -1, "unpool_s")
+        G = _temp("unpool_phases", (len(grid.phases), R, grid.Hq * grid.Wq), dy.dtype)
+        G.fill(0)
+        mask = _temp("unpool_mask", (R, grid.L), np.bool_)
+        part = _temp("unpool_part", (R, grid.L), dy.dtype)
+        for t, (q, start) in enumerate(grid.runs):
+            np.equal(sg, np.int32(t), out=mask)
+            np.multiply(dyg, mask, out=part)
+            G[q][:, start:start + grid.L] += part
+        grid.merge(G, d3[r0:r1])
 
     parallel_chunks(work, N * C, 4 * dx.size)
     return dx
