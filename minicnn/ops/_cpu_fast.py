@@ -30,7 +30,7 @@ import numpy as np
 
 from ._parallel import parallel_chunks, scratch
 
-__all__ = ["use", "reference_paths", "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+__all__ = ["use", "reference_paths", "public_cols", "conv2d_forward", "conv2d_backward",
            "max_pool2d_forward", "max_pool2d_backward", "lrn_forward", "lrn_backward", "channel_window_sum"]
 
 _enabled = True
@@ -67,108 +67,18 @@ def _taps(kh, kw):
             yield ky, kx
 
 
-# --- convolution -----------------------------------------------------------------------------------------------
+# --- the stride-phase grid shared by convolution and pooling -------------------------------------------------
 
-def im2col(x, kernel, stride, pad, oh, ow):
-    """Same result and layout as ``ops.im2col``: (C*kh*kw, N*oh*ow), always a fresh array (it is cached)."""
-    N, C, H, W = x.shape
-    (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
-    cols = np.empty((C, kh, kw, N, oh, ow), dtype=x.dtype)
-    xt = x.transpose(1, 0, 2, 3)                           # (C, N, H, W) view: the column matrix's axis order
+class _Grid:
+    """Phase decomposition of a conv or pooling input, so that every window tap is one long contiguous run.
 
-    def work(c0, c1):
-        src = xt[c0:c1]
-        if ph or pw:    # pad only this thread's channels, into its own scratch
-            src = _temp("im2col_pad", (c1 - c0, N, H + 2 * ph, W + 2 * pw), x.dtype)
-            src[:, :, :ph], src[:, :, ph + H:], src[:, :, :, :pw], src[:, :, :, pw + W:] = 0, 0, 0, 0
-            src[:, :, ph:ph + H, pw:pw + W] = xt[c0:c1]
-        for ky, kx in _taps(kh, kw):
-            cols[c0:c1, ky, kx] = src[:, :, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx]
-
-    parallel_chunks(work, C, cols.size)
-    return cols.reshape(C * kh * kw, N * oh * ow)
-
-
-def col2im(cols, x_shape, kernel, stride, pad, oh, ow):
-    """Same result as ``ops.col2im``: a fresh (N, C, H, W) array."""
-    N, C, H, W = x_shape
-    (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
-    cols6 = cols.reshape(C, kh, kw, N, oh, ow)
-    dx = np.empty(x_shape, dtype=cols.dtype)
-
-    def work(c0, c1):
-        acc = _temp("col2im_acc", (c1 - c0, N, H + 2 * ph, W + 2 * pw), cols.dtype)
-        acc.fill(0)
-        for ky, kx in _taps(kh, kw):
-            acc[:, :, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx] += cols6[c0:c1, ky, kx]
-        dx[:, c0:c1] = acc[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
-
-    parallel_chunks(work, C, cols.size)
-    return dx
-
-
-def conv2d_forward(x, W, b, stride, pad, oh, ow):
-    """y (N, F, oh, ow) and the column matrix; the GEMM goes to scratch, bias and NCHW layout in one pass."""
-    N = x.shape[0]
-    F = W.shape[0]
-    cols = im2col(x, W.shape[2:], stride, pad, oh, ow)
-    rows = _temp("conv_fwd_rows", (F, N * oh * ow), x.dtype)
-    np.matmul(W.reshape(F, -1), cols, out=rows)                                 # the one GEMM
-    rows3 = rows.reshape(F, N, oh * ow)
-    y = np.empty((N, F, oh, ow), dtype=x.dtype)
-    y3 = y.reshape(N, F, oh * ow)
-    bias = None if b is None else b.reshape(1, F, 1)
-
-    def work(n0, n1):
-        if bias is None:
-            y3[n0:n1] = rows3[:, n0:n1].transpose(1, 0, 2)
-        else:
-            np.add(rows3[:, n0:n1].transpose(1, 0, 2), bias, out=y3[n0:n1])
-
-    parallel_chunks(work, N, y.size)
-    return y, cols
-
-
-def conv2d_backward(dy, W, cols, x_shape, stride, pad, need_dx, param_grads):
-    """(dx, dW, db) as ``ops.conv2d_backward``; dy is transposed once into scratch, the column gradient too."""
-    N, F, oh, ow = dy.shape
-    P = oh * ow
-    dy_rows = _temp("conv_bwd_dy", (F, N * P), dy.dtype)
-    rows3, dy3 = dy_rows.reshape(F, N, P), dy.reshape(N, F, P)
-
-    def transpose(f0, f1):
-        rows3[f0:f1] = dy3[:, f0:f1].transpose(1, 0, 2)
-
-    parallel_chunks(transpose, F, dy.size)
-    dx = dW = db = None
-    if param_grads:
-        dW = (dy_rows @ cols.T).reshape(W.shape)
-        db = dy_rows.sum(axis=1)
-    if need_dx:
-        dcols = _temp("conv_bwd_dcols", cols.shape, dy.dtype)
-        np.matmul(W.reshape(F, -1).T, dy_rows, out=dcols)
-        dx = col2im(dcols, x_shape, W.shape[2:], stride, pad, oh, ow)
-    return dx, dW, db
-
-
-# --- max pooling with switches ---------------------------------------------------------------------------------
-
-def _valid(k, s, p, size, out):
-    """For window tap k: the outputs o in [o0, o1) whose input index o*s + k - p lies inside [0, size)."""
-    o0 = max(0, -((k - p) // s)) if k < p else 0          # ceil((p - k) / s)
-    o1 = min(out, (size - 1 + p - k) // s + 1)
-    return o0, max(o0, o1)
-
-
-class _PoolGrid:
-    """Phase decomposition of a pooling input, so that every window tap is one long contiguous run.
-
-    The input padded with -inf (xp, ph/pw on top/left) is split by stride phase: P[qy, qx][a, b] =
+    The input padded (xp, ph/pw on top/left; with 0 for convolution, -inf for max pooling) is split by stride phase: P[qy, qx][a, b] =
     xp[a*sy + qy, b*sx + qx], each (Hq, Wq). Tap (ky, kx) of output (oy, ox) reads xp[oy*sy + ky, ox*sx + kx] =
     P[ky % sy, kx % sx][oy + ky//sy, ox + kx//sx], so over all outputs it reads the rows oy + ky//sy of one phase.
     Computing the outputs on an (oh, Wq) grid (columns ow..Wq-1 are junk, cropped at the end) turns that read
-    into one flat run of oh*Wq elements per plane: each ufunc pass then loops over N*C planes instead of
-    N*C*oh short rows of ow elements -- the per-row overhead, not arithmetic, is what made pooling slow.
+    into one flat run of oh*Wq elements per plane: each copy or ufunc pass then loops over N*C planes instead
+    of N*C*oh short rows of ow elements -- the per-row overhead, not arithmetic, is what made im2col, col2im
+    and pooling slow on small images. Convolution pays for it with Wq/ow more GEMM columns (junk, dropped).
     One extra -inf row keeps the last run of a tap with kx//sx > 0 inside the plane.
     """
 
@@ -192,20 +102,21 @@ class _PoolGrid:
             i0, j0 = a0 * self.sy + qy - self.ph, b0 * self.sx + qx - self.pw
             rows = slice(i0, i0 + self.sy * (a1 - a0 - 1) + 1, self.sy)
             cols = slice(j0, j0 + self.sx * (b1 - b0 - 1) + 1, self.sx)
-            yield q, (slice(None), slice(a0, a1), slice(b0, b1)), (slice(None), rows, cols)
+            yield q, (Ellipsis, slice(a0, a1), slice(b0, b1)), (Ellipsis, rows, cols)
 
     def split(self, a, fill, tag):
-        """(R, H, W) -> phases (nq, R, Hq*Wq) with ``fill`` where no input pixel lands."""
-        P = _temp(tag, (len(self.phases), a.shape[0], self.Hq, self.Wq), a.dtype)
+        """(..., H, W) -> phases (nq, ..., Hq*Wq) with ``fill`` where no input pixel lands."""
+        lead = a.shape[:-2]
+        P = _temp(tag, (len(self.phases),) + lead + (self.Hq, self.Wq), a.dtype)
         P.fill(fill)
         for q, inside, source in self._blocks():
             P[q][inside] = a[source]
-        return P.reshape(len(self.phases), a.shape[0], self.Hq * self.Wq)
+        return P.reshape((len(self.phases),) + lead + (self.Hq * self.Wq,))
 
     def merge(self, P, out):
         """The inverse of split for the cells that hold input pixels: out (R, H, W) from phases (nq, R, Hq*Wq);
         input pixels beyond every window (stride > kernel, or the floor-mode remainder) get 0."""
-        P = P.reshape(P.shape[0], P.shape[1], self.Hq, self.Wq)
+        P = P.reshape(P.shape[:-1] + (self.Hq, self.Wq))
         if self.sy * self.Hq < self.ph + self.H or self.sx * self.Wq < self.pw + self.W:
             out.fill(0)
         for q, inside, source in self._blocks():
@@ -222,15 +133,103 @@ class _PoolGrid:
         out[...] = g.reshape(g.shape[0], self.oh, self.Wq)[:, :, :self.ow]
 
 
+# --- convolution -----------------------------------------------------------------------------------------------
+
+def conv2d_forward(x, W, b, stride, pad, oh, ow):
+    """y (N, F, oh, ow) and the private column matrix (see ``ConvGrid``); bias and NCHW layout in one pass."""
+    N, C = x.shape[:2]
+    F, _, kh, kw = W.shape
+    grid = _Grid(x.shape, (kh, kw), stride, pad, (oh, ow))
+    cols = np.empty((C, kh, kw, N, grid.L), dtype=x.dtype)
+    xt = x.transpose(1, 0, 2, 3)                       # (C, N, H, W) view: the column matrix's axis order
+
+    def unfold(c0, c1):                                # im2col: one contiguous run per (c, tap, n)
+        P = grid.split(xt[c0:c1], 0, "im2col_phases")
+        for t, (q, start) in enumerate(grid.runs):
+            cols[c0:c1, t // kw, t % kw] = P[q][:, :, start:start + grid.L]
+
+    parallel_chunks(unfold, C, cols.size)
+    cols = cols.reshape(C * kh * kw, N * grid.L)
+    rows = _temp("conv_fwd_rows", (F, N * grid.L), x.dtype)
+    np.matmul(W.reshape(F, -1), cols, out=rows)                                 # the one GEMM
+    rows4 = rows.reshape(F, N, oh, grid.Wq)
+    y = np.empty((N, F, oh, ow), dtype=x.dtype)
+    bias = None if b is None else b.reshape(1, F, 1, 1)
+
+    def to_nchw(n0, n1):                               # drop the junk columns, transpose, add the bias
+        src = rows4[:, n0:n1, :, :ow].transpose(1, 0, 2, 3)
+        if bias is None:
+            y[n0:n1] = src
+        else:
+            np.add(src, bias, out=y[n0:n1])
+
+    parallel_chunks(to_nchw, N, y.size)
+    return y, cols, grid
+
+
+def public_cols(cols, grid, N):
+    """The private column matrix in ``ops.im2col``'s layout (C*kh*kw, N*oh*ow): for tests and teaching."""
+    K = cols.shape[0]
+    wide = cols.reshape(K, N, grid.oh, grid.Wq)[:, :, :, :grid.ow]
+    return np.ascontiguousarray(wide).reshape(K, N * grid.oh * grid.ow)
+
+
+def conv2d_backward(dy, W, cols, grid, x_shape, need_dx, param_grads):
+    """(dx, dW, db) as ``ops.conv2d_backward``, on the grid of the forward pass.
+
+    dy goes onto the (F, N, oh, Wq) grid with zeros in the junk columns, so those columns add nothing to dW
+    and their column gradient is exactly zero (col2im adds them harmlessly)."""
+    N, F, oh, ow = dy.shape
+    C = x_shape[1]
+    kh, kw = W.shape[2:]
+    dy_w = _temp("conv_bwd_dy", (F, N, oh, grid.Wq), dy.dtype)
+
+    def widen(f0, f1):
+        dy_w[f0:f1, :, :, ow:] = 0
+        dy_w[f0:f1, :, :, :ow] = dy[:, f0:f1].transpose(1, 0, 2, 3)
+
+    parallel_chunks(widen, F, dy.size)
+    rows = dy_w.reshape(F, N * grid.L)
+    dx = dW = db = None
+    if param_grads:
+        dW = (rows @ cols.T).reshape(W.shape)
+        db = rows.sum(axis=1)
+    if need_dx:
+        dcols = _temp("conv_bwd_dcols", cols.shape, dy.dtype)
+        np.matmul(W.reshape(F, -1).T, rows, out=dcols)
+        dcols5 = dcols.reshape(C, kh, kw, N, grid.L)
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        dxt = dx.transpose(1, 0, 2, 3)
+
+        def fold(c0, c1):                              # col2im: one contiguous += per (c, tap, n)
+            G = _temp("col2im_phases", (len(grid.phases), c1 - c0, N, grid.Hq * grid.Wq), dy.dtype)
+            G.fill(0)
+            for t, (q, start) in enumerate(grid.runs):
+                G[q][:, :, start:start + grid.L] += dcols5[c0:c1, t // kw, t % kw]
+            grid.merge(G, dxt[c0:c1])
+
+        parallel_chunks(fold, C, dcols.size)
+    return dx, dW, db
+
+
+# --- max pooling with switches ---------------------------------------------------------------------------------
+
+def _valid(k, s, p, size, out):
+    """For window tap k: the outputs o in [o0, o1) whose input index o*s + k - p lies inside [0, size)."""
+    o0 = max(0, -((k - p) // s)) if k < p else 0          # ceil((p - k) / s)
+    o1 = min(out, (size - 1 + p - k) // s + 1)
+    return o0, max(o0, o1)
+
+
 def max_pool2d_forward(x, kernel, stride, pad, out):
     """(y, switches) as ``ops.max_pool2d_forward``: taps in row-major order, a strictly greater value wins.
 
-    On the phase grid (``_PoolGrid``), per tap four unmasked ufunc passes (masked ``where=`` or boolean-index
+    On the phase grid (``_Grid``), per tap four unmasked ufunc passes (masked ``where=`` or boolean-index
     updates are ~10x slower): m = v > y;  y = fmax(y, v) (fmax skips NaN, as the strict comparison does);
     s = max(s, m * t) -- right because taps come in increasing order, so a new winner's t exceeds every
     earlier switch."""
     N, C, H, W = x.shape
-    grid = _PoolGrid(x.shape, kernel, stride, pad, out)
+    grid = _Grid(x.shape, kernel, stride, pad, out)
     x3 = x.reshape(N * C, H, W)
     y = np.empty((N, C) + tuple(out), dtype=x.dtype)
     switches = np.empty((N, C) + tuple(out), dtype=np.int32)
@@ -265,7 +264,7 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     sends a dy with inf/NaN to the readable path, where a non-finite value reaches its switch cell only."""
     N, C, H, W = x_shape
     oh, ow = dy.shape[2:]
-    grid = _PoolGrid(x_shape, kernel, stride, pad, (oh, ow))
+    grid = _Grid(x_shape, kernel, stride, pad, (oh, ow))
     dx = np.empty(x_shape, dtype=dy.dtype)
     d3, dy3, s3 = dx.reshape(N * C, H, W), dy.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
 

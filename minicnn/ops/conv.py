@@ -97,6 +97,7 @@ class ConvCache:
     stride: tuple
     pad: tuple
     y_shape: tuple
+    grid: object = None     # set by the fast CPU path, whose ``cols`` has junk columns (see ops/_cpu_fast.py)
 
 
 def _check_conv_args(x, W, b, name):
@@ -122,8 +123,8 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     N = x.shape[0]
     oh, ow = conv_output_shape(x.shape, (kh, kw), stride, pad, name)
     if _cpu_fast.use(x):    # NumPy: the same result from fewer, threaded passes (see ops/_cpu_fast.py)
-        y, cols = _cpu_fast.conv2d_forward(x, W, b, stride, pad, oh, ow)
-        return y, ConvCache(tuple(x.shape), W, cols, stride, pad, tuple(y.shape))
+        y, cols, grid = _cpu_fast.conv2d_forward(x, W, b, stride, pad, oh, ow)
+        return y, ConvCache(tuple(x.shape), W, cols, stride, pad, tuple(y.shape), grid)
     cols = im2col(x, (kh, kw), stride, pad)
     y = W.reshape(F, -1) @ cols                       # (F, N*oh*ow): the one GEMM
     if b is not None:
@@ -141,9 +142,9 @@ def conv2d_backward(dy, cache: ConvCache, need_dx=True, param_grads=True, name="
     """
     if tuple(dy.shape) != cache.y_shape:
         raise ValueError(f"{name}: upstream gradient must have the output shape {cache.y_shape}, got {tuple(dy.shape)}")
-    if _cpu_fast.use(dy) and _cpu_fast.use(cache.cols) and dy.dtype == cache.cols.dtype:   # see ops/_cpu_fast.py
-        return _cpu_fast.conv2d_backward(dy, cache.W, cache.cols, cache.x_shape, cache.stride, cache.pad,
-                                         need_dx, param_grads)
+    if cache.grid is not None:      # made by the fast CPU path: its columns are laid out for it (ops/_cpu_fast.py)
+        dy = backend.to_numpy(dy).astype(cache.cols.dtype, copy=False)
+        return _cpu_fast.conv2d_backward(dy, cache.W, cache.cols, cache.grid, cache.x_shape, need_dx, param_grads)
     W = cache.W
     F = W.shape[0]
     dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1)   # (F, N*oh*ow), same column order as cols
