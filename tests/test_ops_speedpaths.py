@@ -22,15 +22,18 @@ TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, ato
 
 @contextlib.contextmanager
 def copy_threads(n):
-    """n copy threads, splitting even the smallest test arrays."""
-    old, old_min = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD
+    """n copy threads, splitting even the smallest test arrays; with 2 threads the convolutions also run one
+    image per batch chunk (with 1, the whole small test batch is one chunk), so both paths are covered."""
+    old, old_min, old_chunk = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._CHUNK_BYTES
     _parallel.set_num_threads(n)
     _parallel.MIN_ELEMENTS_PER_THREAD = 1
+    _cpu_fast._CHUNK_BYTES = 1 if n == 2 else old_chunk
     try:
         yield
     finally:
         _parallel.set_num_threads(old)
         _parallel.MIN_ELEMENTS_PER_THREAD = old_min
+        _cpu_fast._CHUNK_BYTES = old_chunk
 
 
 threads_param = pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "2threads"])
@@ -70,18 +73,17 @@ def test_conv_forward_and_im2col_match_readable(threads, dtype, cfg, seed):
             y, cache = ops.conv2d_forward(x, W, b, s, p)
             y_ref, cache_ref = reference(ops.conv2d_forward, x, W, b, s, p)
             np.testing.assert_allclose(y, y_ref, **TOL[dtype])
-            public = _cpu_fast.public_cols(cache.cols, cache.grid, cfg["N"])    # junk columns dropped
+            public = _cpu_fast.im2col_public(x, k, s, p)         # the fast im2col, junk columns dropped
             np.testing.assert_array_equal(public, cache_ref.cols)
             np.testing.assert_array_equal(public, ops.im2col(x, k, s, p))
-            assert y.dtype == dtype and cache.cols.dtype == dtype and y.flags.c_contiguous
+            assert y.dtype == dtype and y.flags.c_contiguous
             y_nobias, _ = ops.conv2d_forward(x, W, None, s, p)
             np.testing.assert_allclose(y_nobias, reference(ops.conv2d_forward, x, W, None, s, p)[0], **TOL[dtype])
-            results.append((y, y.copy(), cache.cols, cache.cols.copy()))
+            results.append((y, y.copy(), public, public.copy()))
         for y, y_copy, cols, cols_copy in results:   # nothing returned was overwritten by a later call
             np.testing.assert_array_equal(y, y_copy)
             np.testing.assert_array_equal(cols, cols_copy)
         assert not np.shares_memory(results[0][0], results[1][0])
-        assert not np.shares_memory(results[0][2], results[1][2])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -257,5 +259,5 @@ def test_scratch_is_reused_and_returned_arrays_are_not_scratch():
     y, cache = ops.conv2d_forward(x, W, None, 1, 1)
     dx, dW, db = ops.conv2d_backward(np.ones_like(y), cache)
     for buf in _parallel._scratch.__dict__.values():
-        for arr in (y, cache.cols, dx, dW, db):
+        for arr in (y, dx, dW, db):
             assert not np.shares_memory(arr, buf)

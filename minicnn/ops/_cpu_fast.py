@@ -30,7 +30,7 @@ import numpy as np
 
 from ._parallel import parallel_chunks, scratch
 
-__all__ = ["use", "reference_paths", "public_cols", "conv2d_forward", "conv2d_backward",
+__all__ = ["use", "reference_paths", "im2col_public", "conv2d_forward", "conv2d_backward",
            "max_pool2d_forward", "max_pool2d_backward", "lrn_forward", "lrn_backward", "channel_window_sum"]
 
 _enabled = True
@@ -135,81 +135,114 @@ class _Grid:
 
 # --- convolution -----------------------------------------------------------------------------------------------
 
-def conv2d_forward(x, W, b, stride, pad, oh, ow):
-    """y (N, F, oh, ow) and the private column matrix (see ``ConvGrid``); bias and NCHW layout in one pass."""
-    N, C = x.shape[:2]
-    F, _, kh, kw = W.shape
-    grid = _Grid(x.shape, (kh, kw), stride, pad, (oh, ow))
-    cols = np.empty((C, kh, kw, N, grid.L), dtype=x.dtype)
-    xt = x.transpose(1, 0, 2, 3)                       # (C, N, H, W) view: the column matrix's axis order
+# Images per GEMM: enough that the column matrix of one batch chunk is about this many bytes. The chunk's columns
+# are written by im2col and read at once by the GEMM while still in the L3 cache, in a reused buffer; the whole
+# batch's column matrix (131 MB for zfnet_small's conv2 at batch 128) would be fresh pages in DRAM on every call,
+# and would stay in the cache until backward. Backward rebuilds a chunk's columns from the cached input.
+_CHUNK_BYTES = 8 << 20
 
-    def unfold(c0, c1):                                # im2col: one contiguous run per (c, tap, n)
+
+def _batches(N, bytes_per_image):
+    step = max(1, min(N, _CHUNK_BYTES // max(1, bytes_per_image)))
+    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+
+
+def _unfold(x, grid, kh, kw):
+    """im2col of x (n, C, H, W) on the grid: scratch (C*kh*kw, n*Wq*oh), one contiguous run per (c, tap, image)."""
+    n, C = x.shape[:2]
+    cols = _temp("conv_cols", (C, kh, kw, n, grid.L), x.dtype)
+    xt = x.transpose(1, 0, 2, 3)                       # (C, n, H, W) view: the column matrix's axis order
+
+    def work(c0, c1):
         P = grid.split(xt[c0:c1], 0, "im2col_phases")
         for t, (q, start) in enumerate(grid.runs):
             cols[c0:c1, t // kw, t % kw] = P[q][:, :, start:start + grid.L]
 
-    parallel_chunks(unfold, C, cols.size)
-    cols = cols.reshape(C * kh * kw, N * grid.L)
-    rows = _temp("conv_fwd_rows", (F, N * grid.L), x.dtype)
-    np.matmul(W.reshape(F, -1), cols, out=rows)                                 # the one GEMM
-    rows4 = rows.reshape(F, N, oh, grid.Wq)
+    parallel_chunks(work, C, cols.size)
+    return cols.reshape(C * kh * kw, n * grid.L)
+
+
+def _fold(dcols, grid, kh, kw, dx):
+    """col2im on the grid: dx (n, C, H, W) = the sum of every column entry onto its pixel."""
+    n, C = dx.shape[:2]
+    dcols5 = dcols.reshape(C, kh, kw, n, grid.L)
+    dxt = dx.transpose(1, 0, 2, 3)
+
+    def work(c0, c1):
+        G = _temp("col2im_phases", (len(grid.phases), c1 - c0, n, grid.Hq * grid.Wq), dx.dtype)
+        G.fill(0)
+        for t, (q, start) in enumerate(grid.runs):
+            G[q][:, :, start:start + grid.L] += dcols5[c0:c1, t // kw, t % kw]
+        grid.merge(G, dxt[c0:c1])
+
+    parallel_chunks(work, C, dcols.size)
+
+
+def im2col_public(x, kernel, stride, pad):
+    """The fast im2col in ``ops.im2col``'s layout (C*kh*kw, N*oh*ow), junk columns dropped: for tests."""
+    kh, kw = kernel
+    oh = (x.shape[2] + 2 * pad[0] - kh) // stride[0] + 1
+    ow = (x.shape[3] + 2 * pad[1] - kw) // stride[1] + 1
+    grid = _Grid(x.shape, kernel, stride, pad, (oh, ow))
+    cols = _unfold(x, grid, kh, kw)
+    wide = cols.reshape(cols.shape[0], x.shape[0], oh, grid.Wq)[:, :, :, :ow]
+    return wide.copy().reshape(cols.shape[0], x.shape[0] * oh * ow)       # a copy: cols is scratch
+
+
+def conv2d_forward(x, W, b, stride, pad, oh, ow):
+    """y (N, F, oh, ow) and the grid, one GEMM per batch chunk; bias and NCHW layout in one pass."""
+    N, C = x.shape[:2]
+    F, _, kh, kw = W.shape
+    grid = _Grid(x.shape, (kh, kw), stride, pad, (oh, ow))
+    W2 = W.reshape(F, -1)
     y = np.empty((N, F, oh, ow), dtype=x.dtype)
     bias = None if b is None else b.reshape(1, F, 1, 1)
+    for n0, n1 in _batches(N, W2.shape[1] * grid.L * x.itemsize):
+        cols = _unfold(x[n0:n1], grid, kh, kw)
+        rows = _temp("conv_fwd_rows", (F, cols.shape[1]), x.dtype)
+        np.matmul(W2, cols, out=rows)                                           # the GEMM
+        rows4 = rows.reshape(F, n1 - n0, oh, grid.Wq)
 
-    def to_nchw(n0, n1):                               # drop the junk columns, transpose, add the bias
-        src = rows4[:, n0:n1, :, :ow].transpose(1, 0, 2, 3)
-        if bias is None:
-            y[n0:n1] = src
-        else:
-            np.add(src, bias, out=y[n0:n1])
+        def to_nchw(a, b_, rows4=rows4, n0=n0):       # drop the junk columns, transpose, add the bias
+            src = rows4[:, a:b_, :, :ow].transpose(1, 0, 2, 3)
+            if bias is None:
+                y[n0 + a:n0 + b_] = src
+            else:
+                np.add(src, bias, out=y[n0 + a:n0 + b_])
 
-    parallel_chunks(to_nchw, N, y.size)
-    return y, cols, grid
-
-
-def public_cols(cols, grid, N):
-    """The private column matrix in ``ops.im2col``'s layout (C*kh*kw, N*oh*ow): for tests and teaching."""
-    K = cols.shape[0]
-    wide = cols.reshape(K, N, grid.oh, grid.Wq)[:, :, :, :grid.ow]
-    return np.ascontiguousarray(wide).reshape(K, N * grid.oh * grid.ow)
+        parallel_chunks(to_nchw, n1 - n0, rows.size)
+    return y, grid
 
 
-def conv2d_backward(dy, W, cols, grid, x_shape, need_dx, param_grads):
-    """(dx, dW, db) as ``ops.conv2d_backward``, on the grid of the forward pass.
+def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
+    """(dx, dW, db) as ``ops.conv2d_backward``, chunk by chunk of the batch, from the cached input x.
 
-    dy goes onto the (F, N, oh, Wq) grid with zeros in the junk columns, so those columns add nothing to dW
+    dy goes onto the (F, n, oh, Wq) grid with zeros in the junk columns, so those columns add nothing to dW
     and their column gradient is exactly zero (col2im adds them harmlessly)."""
     N, F, oh, ow = dy.shape
-    C = x_shape[1]
     kh, kw = W.shape[2:]
-    dy_w = _temp("conv_bwd_dy", (F, N, oh, grid.Wq), dy.dtype)
+    W2 = W.reshape(F, -1)
+    K = W2.shape[1]
+    dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
+    dW = np.zeros((F, K), dtype=dy.dtype) if param_grads else None
+    db = dy.sum(axis=(0, 2, 3)) if param_grads else None
+    for n0, n1 in _batches(N, K * grid.L * dy.itemsize):
+        rows = _temp("conv_bwd_dy", (F, n1 - n0, oh, grid.Wq), dy.dtype)
 
-    def widen(f0, f1):
-        dy_w[f0:f1, :, :, ow:] = 0
-        dy_w[f0:f1, :, :, :ow] = dy[:, f0:f1].transpose(1, 0, 2, 3)
+        def widen(f0, f1, rows=rows, n0=n0, n1=n1):
+            rows[f0:f1, :, :, ow:] = 0
+            rows[f0:f1, :, :, :ow] = dy[n0:n1, f0:f1].transpose(1, 0, 2, 3)
 
-    parallel_chunks(widen, F, dy.size)
-    rows = dy_w.reshape(F, N * grid.L)
-    dx = dW = db = None
-    if param_grads:
-        dW = (rows @ cols.T).reshape(W.shape)
-        db = rows.sum(axis=1)
-    if need_dx:
-        dcols = _temp("conv_bwd_dcols", cols.shape, dy.dtype)
-        np.matmul(W.reshape(F, -1).T, rows, out=dcols)
-        dcols5 = dcols.reshape(C, kh, kw, N, grid.L)
-        dx = np.empty(x_shape, dtype=dy.dtype)
-        dxt = dx.transpose(1, 0, 2, 3)
-
-        def fold(c0, c1):                              # col2im: one contiguous += per (c, tap, n)
-            G = _temp("col2im_phases", (len(grid.phases), c1 - c0, N, grid.Hq * grid.Wq), dy.dtype)
-            G.fill(0)
-            for t, (q, start) in enumerate(grid.runs):
-                G[q][:, :, start:start + grid.L] += dcols5[c0:c1, t // kw, t % kw]
-            grid.merge(G, dxt[c0:c1])
-
-        parallel_chunks(fold, C, dcols.size)
-    return dx, dW, db
+        parallel_chunks(widen, F, rows.size)
+        rows = rows.reshape(F, -1)
+        if param_grads:
+            cols = _unfold(x[n0:n1], grid, kh, kw)
+            dW += rows @ cols.T
+        if need_dx:
+            dcols = _temp("conv_bwd_dcols", (K, rows.shape[1]), dy.dtype)
+            np.matmul(W2.T, rows, out=dcols)
+            _fold(dcols, grid, kh, kw, dx[n0:n1])
+    return dx, None if dW is None else dW.reshape(W.shape), db
 
 
 # --- max pooling with switches ---------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ class ConvCache:
     stride: tuple
     pad: tuple
     y_shape: tuple
-    grid: object = None     # set by the fast CPU path, whose ``cols`` has junk columns (see ops/_cpu_fast.py)
+    grid: object = None     # the fast CPU path keeps x and its grid instead of cols (see ops/_cpu_fast.py)
+    x: object = None
 
 
 def _check_conv_args(x, W, b, name):
@@ -123,8 +124,8 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     N = x.shape[0]
     oh, ow = conv_output_shape(x.shape, (kh, kw), stride, pad, name)
     if _cpu_fast.use(x):    # NumPy: the same result from fewer, threaded passes (see ops/_cpu_fast.py)
-        y, cols, grid = _cpu_fast.conv2d_forward(x, W, b, stride, pad, oh, ow)
-        return y, ConvCache(tuple(x.shape), W, cols, stride, pad, tuple(y.shape), grid)
+        y, grid = _cpu_fast.conv2d_forward(x, W, b, stride, pad, oh, ow)
+        return y, ConvCache(tuple(x.shape), W, None, stride, pad, tuple(y.shape), grid, x)
     cols = im2col(x, (kh, kw), stride, pad)
     y = W.reshape(F, -1) @ cols                       # (F, N*oh*ow): the one GEMM
     if b is not None:
@@ -142,9 +143,9 @@ def conv2d_backward(dy, cache: ConvCache, need_dx=True, param_grads=True, name="
     """
     if tuple(dy.shape) != cache.y_shape:
         raise ValueError(f"{name}: upstream gradient must have the output shape {cache.y_shape}, got {tuple(dy.shape)}")
-    if cache.grid is not None:      # made by the fast CPU path: its columns are laid out for it (ops/_cpu_fast.py)
-        dy = backend.to_numpy(dy).astype(cache.cols.dtype, copy=False)
-        return _cpu_fast.conv2d_backward(dy, cache.W, cache.cols, cache.grid, cache.x_shape, need_dx, param_grads)
+    if cache.grid is not None:      # made by the fast CPU path, which caches x, not cols (ops/_cpu_fast.py)
+        dy = backend.to_numpy(dy).astype(cache.x.dtype, copy=False)
+        return _cpu_fast.conv2d_backward(dy, cache.W, cache.x, cache.grid, need_dx, param_grads)
     W = cache.W
     F = W.shape[0]
     dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1)   # (F, N*oh*ow), same column order as cols
