@@ -261,3 +261,26 @@ def test_scratch_is_reused_and_returned_arrays_are_not_scratch():
     for buf in _parallel._scratch.__dict__.values():
         for arr in (y, dx, dW, db):
             assert not np.shares_memory(arr, buf)
+
+
+@pytest.mark.parametrize("rule", ["backprop", "deconvnet", "guided"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@threads_param
+def test_relu_backward_matches_readable_bit_for_bit(threads, dtype, rule):
+    with copy_threads(threads):
+        rng = np.random.default_rng(7)
+        for shape in [(2, 3, 5, 4), (7,), (3, 11)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            dy = rng.standard_normal(shape).astype(dtype)
+            flat_x, flat_dy = x.reshape(-1), dy.reshape(-1)
+            flat_x[:3] = [0.0, -0.0, np.nan]
+            flat_dy[:5] = [np.inf, -np.inf, np.nan, -0.0, 0.0]
+            dy_before = dy.copy()
+            got = ops.relu_backward(dy, x, rule)
+            want = reference(ops.relu_backward, dy, x, rule)
+            np.testing.assert_array_equal(dy, dy_before)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # same bits: signed zeros, NaN
+            second = ops.relu_backward(-dy, x, rule)
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # not overwritten
+            assert not np.shares_memory(got, second)

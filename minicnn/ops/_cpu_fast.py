@@ -380,3 +380,36 @@ def lrn_backward(dy, x, y, d, scale, n, alpha, beta):
 
     parallel_chunks(work, dy.shape[0], 8 * dy.size)
     return dx
+
+
+# --- ReLU backward ---------------------------------------------------------------------------------------------
+
+_SAME_SIZE_INT = {4: np.int32, 8: np.int64}
+
+
+def use_relu_backward(dy, x):
+    return use(dy) and use(x) and dy.dtype == x.dtype and dy.itemsize in _SAME_SIZE_INT
+
+
+def relu_backward(dy, x, rule):
+    """``where(gate, dy, 0)`` without ``np.where`` (~7x slower here than a plain ufunc pass): the gate becomes
+    an all-ones/all-zeros integer mask that is ANDed with dy's bits. Exact for every dy, NaN and inf included
+    (a closed gate gives +0.0, as where does), unlike ``dy * gate``."""
+    ints = _SAME_SIZE_INT[dy.itemsize]
+    dyf, xf = dy.reshape(-1), x.reshape(-1)
+    out = np.empty(dy.shape, dtype=dy.dtype)
+    outf = out.reshape(-1).view(ints)
+
+    def work(a, b):
+        gate = _temp("relu_gate", (b - a,), np.bool_)
+        np.greater(dyf[a:b] if rule == "deconvnet" else xf[a:b], 0, out=gate)
+        if rule == "guided":
+            both = _temp("relu_gate2", (b - a,), np.bool_)
+            np.greater(dyf[a:b], 0, out=both)
+            np.logical_and(gate, both, out=gate)
+        mask = _temp("relu_mask", (b - a,), ints)
+        np.subtract(0, gate, out=mask, dtype=ints)                 # True -> -1 (all bits set), False -> 0
+        np.bitwise_and(dyf[a:b].view(ints), mask, out=outf[a:b])
+
+    parallel_chunks(work, dyf.size, 4 * dyf.size)
+    return out
