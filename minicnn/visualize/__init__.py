@@ -11,8 +11,17 @@ this package computes a layer's backward on its own.
     correspondence, plot_correspondence                  part correspondence (Table 1)
     train_clipping_pair, plot_clipping                   feature-scale clipping (Fig. 6)
     plots.plot_filters, plots.plot_activations, ...      filters and activation maps
+    class_model, invert, tsne, linear_probes, fgsm,      beyond the paper: class models (Simonyan), inversion with a
+    cascading_randomization                              TV prior (Mahendran-Vedaldi), t-SNE, linear probes (ZF
+                                                         Table 7), FGSM (Goodfellow), sanity check (Adebayo)
     write_gallery, gallery_from_run                      PNGs + index.html (``minicnn visualize``)
 """
+from .adversarial import fgsm, fgsm_accuracy, plot_fgsm
+from .class_model import class_model, plot_class_models
+from .embedding import layer_codes, plot_tsne, tsne
+from .inversion import invert, plot_inversions, total_variation
+from .probes import ProbeResult, linear_probes, plot_probes
+from .sanity import Cascade, cascading_randomization, plot_cascade
 from .clipping import plot_clipping, train_clipping_pair
 from .correspondence import Correspondence, correspondence, plot_correspondence
 from .evolution import FeatureEvolution, plot_evolution
@@ -28,4 +37,7 @@ __all__ = ["project", "project_units", "strongest_position", "input_gradient", "
            "FeatureEvolution", "plot_evolution", "Invariance", "invariance", "transform", "plot_invariance",
            "Correspondence", "correspondence", "plot_correspondence", "train_clipping_pair", "plot_clipping",
            "plot_filters", "plot_activations", "plot_topk", "plot_saliency", "plot_occlusion",
-           "write_gallery", "gallery_from_run", "GALLERY_ITEMS", "DEFAULT_ITEMS"]
+           "write_gallery", "gallery_from_run", "GALLERY_ITEMS", "DEFAULT_ITEMS",
+           "class_model", "plot_class_models", "invert", "total_variation", "plot_inversions", "layer_codes", "tsne",
+           "plot_tsne", "ProbeResult", "linear_probes", "plot_probes", "fgsm", "fgsm_accuracy", "plot_fgsm",
+           "Cascade", "cascading_randomization", "plot_cascade"]

@@ -181,11 +181,82 @@ def _clipping(ctx):
              "with and without ZF's filter-RMS clipping at 0.1 (ZF Fig. 6 a/c).", plot_clipping(clipped, unclipped))]
 
 
+def _class_models(ctx):
+    from .class_model import class_model, plot_class_models
+    names = ctx["class_names"]
+    xs, _ = class_model(ctx["net"], list(range(len(names))), ctx["x_pool"].shape[1:], steps=120, blur_every=4,
+                        jitter=1)
+    return [("class_models.png", "Class models", "For each class, an input synthesised by gradient ascent on the "
+             "pre-softmax class score with L2 decay, blur and jitter (Simonyan 2014 Fig. 1; Yosinski 2015).",
+             plot_class_models(xs, names, ctx["mean"]))]
+
+
+def _inversion(ctx):
+    from .inversion import invert, plot_inversions
+    net, x = ctx["net"], ctx["x_examples"][:3]
+    layers = ctx["layers"][:2] + [l.name for l in net.layers if isinstance(l, ReLU)][-1:]
+    rec = {layer: invert(net, x, layer, steps=120)[0] for layer in layers}
+    return [("inversion.png", "Inverting the code", "Images reconstructed from their code at several layers by "
+             "gradient descent with a total-variation prior (Mahendran & Vedaldi 2015): detail fades with depth.",
+             plot_inversions(x, rec, layers, ctx["mean"]))]
+
+
+def _tsne(ctx):
+    from .embedding import plot_tsne, tsne
+    net = ctx["net"]
+    layer = [l.name for l in net.layers if isinstance(l, ReLU)][-1]
+    x, y = ctx["x_test"][:300], ctx["y_test"][:300]
+    coords = tsne(net, x, layer)
+    return [("tsne.png", f"t-SNE of {layer}", f"Test images placed by a t-SNE of their {layer} codes; frame colour "
+             "is the true class.", plot_tsne(coords, x, y, ctx["class_names"], ctx["mean"], layer))]
+
+
+def _probes(ctx):
+    from .probes import linear_probes, plot_probes
+    net, splits = ctx["net"], ctx["splits"]
+    layers = ctx["layers"] + [l.name for l in net.layers if isinstance(l, ReLU)][-1:]
+    res = linear_probes(net, splits.train.x[:1000], splits.train.y[:1000], ctx["x_test"], ctx["y_test"], layers,
+                        max_dim=512)
+    table = "\n".join(f"{l:<8} dim {d:>6}  SVM {100 * a:5.1f}%  softmax {100 * b:5.1f}%"
+                       for l, d, a, b in zip(res.layers, res.dims, res.svm, res.softmax))
+    return [("probes.png", "Linear probes", "Test accuracy of a linear SVM and a softmax classifier trained on each "
+             "layer's fixed features (ZF Table 7 in small):\n" + table, plot_probes(res))]
+
+
+def _adversarial(ctx):
+    from .adversarial import fgsm, fgsm_accuracy, plot_fgsm
+    net, x, y = ctx["net"], ctx["x_examples"][:4], ctx["y_examples"][:4]
+    eps = 0.1
+    x_adv, before, after = fgsm(net, x, y, eps)
+    epsilons = [0.0, 0.02, 0.05, 0.1, 0.2]
+    acc = fgsm_accuracy(net, ctx["x_test"], ctx["y_test"], epsilons)
+    return [("adversarial.png", "Fast-gradient-sign adversarial examples",
+             f"x + eps * sign(gradient of the loss), eps = {eps} (images are in [0, 1] before mean subtraction), and "
+             f"test accuracy against eps (Goodfellow 2015).",
+             plot_fgsm(x, x_adv, before, after, y, ctx["class_names"], epsilons, acc, ctx["mean"], eps))]
+
+
+def _sanity(ctx):
+    from .sanity import cascading_randomization, plot_cascade
+    x, y = ctx["x_examples"][:4], ctx["y_examples"][:4]
+    res = cascading_randomization(ctx["net"], x, y)
+    summary = "\n".join(f"{m:<16} " + " ".join(f"{v:5.2f}" for v in sim.mean(axis=1))
+                         for m, sim in res.similarity.items())
+    return [("sanity.png", "Sanity check: cascading randomisation",
+             "Weights re-drawn from the top layer down; a trustworthy map must change (Adebayo et al. 2018). Mean "
+             "rank correlation with the trained network's map per stage (" + ", ".join(res.stages) + "):\n" +
+             summary, plot_cascade(res, x[0], ctx["mean"]))]
+
+
 GALLERY_ITEMS = {"filters": _filters, "activations": _activations, "topk": _topk, "saliency": _saliency,
                  "occlusion": _occlusion, "invariance": _invariance, "evolution": _evolution,
-                 "correspondence": _correspondence, "clipping": _clipping}
+                 "correspondence": _correspondence, "clipping": _clipping, "class_models": _class_models,
+                 "inversion": _inversion, "tsne": _tsne, "probes": _probes, "adversarial": _adversarial,
+                 "sanity": _sanity}
+# The demo's gallery (quick); ``--what all`` adds the rest (clipping trains two networks; probes, inversion and
+# class models run optimisations: tens of seconds each on a CPU).
 DEFAULT_ITEMS = ("filters", "topk", "saliency", "occlusion", "invariance", "evolution", "activations",
-                 "correspondence")
+                 "correspondence", "sanity", "adversarial")
 
 
 def _html(title, entries, notes):
@@ -217,6 +288,8 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
     (default: ``splits.info["face_parts"]`` when present). Returns the list of written file paths.
     """
     what = list(DEFAULT_ITEMS if what is None else what)
+    if "all" in what:
+        what = list(GALLERY_ITEMS)
     unknown = [w for w in what if w not in GALLERY_ITEMS]
     if unknown:
         raise ValueError(f"unknown gallery item(s) {', '.join(unknown)}; available: {', '.join(GALLERY_ITEMS)}")
@@ -226,7 +299,8 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
     pick = _pick_examples(net, test.x, test.y, n_examples)
     info = getattr(splits, "info", None) or {}
     ctx = {"net": net, "splits": splits, "mean": getattr(splits, "mean", None), "x_pool": pool_x, "y_pool": pool_y,
-           "x_examples": test.x[pick], "y_examples": test.y[pick], "class_names": list(splits.class_names),
+           "x_examples": test.x[pick], "y_examples": test.y[pick], "x_test": test.x, "y_test": test.y,
+           "class_names": list(splits.class_names),
            "layers": feature_layers(net), "evolution": evolution, "progress": show_progress,
            "parts": parts if parts is not None else info.get("face_parts")}
 
