@@ -104,12 +104,16 @@ def vgg16(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="he", dropou
     return b.build("vgg16")
 
 
-def zfnet_small(num_classes=10, input_shape=(3, 32, 32), seed=0, init="he", width=32, dropout=0.5):
-    """A ZF-style network sized for 32x32 to 64x64 inputs on a CPU (the default of ``minicnn demo``).
+def zfnet_small(num_classes=10, input_shape=(3, 32, 32), seed=0, init="he", width=16, dropout=0.0):
+    """A ZF-style network sized for 16x16 to 64x64 inputs on a CPU (the default of ``minicnn demo``).
 
     Same pattern as ZFNet (conv-relu-pool-LRN twice, three 3x3 convolutions, pool, two fc layers), with
     ``width`` filters in conv1 (2x in conv2, 3x in conv3/4, 2x in conv5) and 5x5 filters at stride 1 in
     conv1 (stride 2 from 64x64 up, to keep the cost down).
+    Defaults are tuned for the shipped datasets on a 2-core CPU: width 16 trains about twice as fast as 32
+    and reaches the same test accuracy on digits/shapes/faces; ``dropout`` (ZF: 0.5 in fc6/fc7) is off by
+    default because on a few thousand images it slowed learning more than it helped; pass ``dropout=0.5``
+    for the paper's setting (Dropout layers ``drop6``/``drop7`` then appear).
     """
     C, H, W = input_shape
     stride1 = 2 if min(H, W) >= 64 else 1

@@ -14,8 +14,8 @@ def plot_history(history, path, title=None):
     """
     if not history:
         raise ValueError("plot_history: the history is empty; train at least one epoch first")
-    import matplotlib
-    matplotlib.use("Agg", force=False)
+    # No matplotlib.use(): a bare Figure renders PNG with Agg on savefig, and switching the global backend
+    # would break pyplot in a notebook (its inline backend).
     from matplotlib.figure import Figure   # no pyplot: no global state, no GUI backend
 
     epochs = [h["epoch"] for h in history]
