@@ -25,10 +25,11 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
-from ._parallel import parallel_chunks, scratch
+from ._parallel import blas_single_threaded, get_num_threads, parallel_chunks, scratch
 
 __all__ = ["use", "reference_paths", "im2col_public", "conv2d_forward", "conv2d_backward",
            "max_pool2d_forward", "max_pool2d_backward", "lrn_forward", "lrn_backward", "channel_window_sum"]
@@ -143,8 +144,22 @@ _CHUNK_BYTES = 8 << 20
 
 
 def _batches(N, bytes_per_image):
-    step = max(1, min(N, _CHUNK_BYTES // max(1, bytes_per_image)))
-    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+    """Batch chunks of about _CHUNK_BYTES of columns each, at least one per copy thread when N allows."""
+    count = max(-(-N * bytes_per_image // _CHUNK_BYTES), get_num_threads())
+    count = min(N, -(-count // get_num_threads()) * get_num_threads())      # a multiple of the thread count
+    return [(N * i // count, N * (i + 1) // count) for i in range(count)]
+
+
+def _over_chunks(chunks, do_chunk, elements):
+    """Run ``do_chunk(n0, n1)`` for every batch chunk: in parallel, one single-threaded GEMM per thread, where
+    threadpoolctl can limit the BLAS (see ``_parallel.blas_single_threaded``); else one after the other."""
+    limit = blas_single_threaded() if get_num_threads() > 1 and len(chunks) > 1 else None
+    if limit is None:
+        for n0, n1 in chunks:
+            do_chunk(n0, n1)
+        return
+    with limit:
+        parallel_chunks(lambda a, b: [do_chunk(*chunks[i]) for i in range(a, b)], len(chunks), elements)
 
 
 def _unfold(x, grid, kh, kw):
@@ -197,13 +212,14 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow):
     W2 = W.reshape(F, -1)
     y = np.empty((N, F, oh, ow), dtype=x.dtype)
     bias = None if b is None else b.reshape(1, F, 1, 1)
-    for n0, n1 in _batches(N, W2.shape[1] * grid.L * x.itemsize):
+
+    def chunk(n0, n1):
         cols = _unfold(x[n0:n1], grid, kh, kw)
         rows = _temp("conv_fwd_rows", (F, cols.shape[1]), x.dtype)
         np.matmul(W2, cols, out=rows)                                           # the GEMM
         rows4 = rows.reshape(F, n1 - n0, oh, grid.Wq)
 
-        def to_nchw(a, b_, rows4=rows4, n0=n0):       # drop the junk columns, transpose, add the bias
+        def to_nchw(a, b_):                            # drop the junk columns, transpose, add the bias
             src = rows4[:, a:b_, :, :ow].transpose(1, 0, 2, 3)
             if bias is None:
                 y[n0 + a:n0 + b_] = src
@@ -211,6 +227,8 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow):
                 np.add(src, bias, out=y[n0 + a:n0 + b_])
 
         parallel_chunks(to_nchw, n1 - n0, rows.size)
+
+    _over_chunks(_batches(N, W2.shape[1] * grid.L * x.itemsize), chunk, F * N * grid.L)
     return y, grid
 
 
@@ -224,25 +242,33 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
     W2 = W.reshape(F, -1)
     K = W2.shape[1]
     dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
-    dW = np.zeros((F, K), dtype=dy.dtype) if param_grads else None
     db = dy.sum(axis=(0, 2, 3)) if param_grads else None
-    for n0, n1 in _batches(N, K * grid.L * dy.itemsize):
+    dW_parts = {}                                      # one partial dW per thread, summed at the end
+
+    def chunk(n0, n1):
         rows = _temp("conv_bwd_dy", (F, n1 - n0, oh, grid.Wq), dy.dtype)
 
-        def widen(f0, f1, rows=rows, n0=n0, n1=n1):
+        def widen(f0, f1):
             rows[f0:f1, :, :, ow:] = 0
             rows[f0:f1, :, :, :ow] = dy[n0:n1, f0:f1].transpose(1, 0, 2, 3)
 
         parallel_chunks(widen, F, rows.size)
-        rows = rows.reshape(F, -1)
+        rows2 = rows.reshape(F, -1)
         if param_grads:
             cols = _unfold(x[n0:n1], grid, kh, kw)
-            dW += rows @ cols.T
+            part = dW_parts.get(threading.get_ident())
+            if part is None:
+                dW_parts[threading.get_ident()] = rows2 @ cols.T
+            else:
+                part += rows2 @ cols.T
         if need_dx:
-            dcols = _temp("conv_bwd_dcols", (K, rows.shape[1]), dy.dtype)
-            np.matmul(W2.T, rows, out=dcols)
+            dcols = _temp("conv_bwd_dcols", (K, rows2.shape[1]), dy.dtype)
+            np.matmul(W2.T, rows2, out=dcols)
             _fold(dcols, grid, kh, kw, dx[n0:n1])
-    return dx, None if dW is None else dW.reshape(W.shape), db
+
+    _over_chunks(_batches(N, K * grid.L * dy.itemsize), chunk, F * N * grid.L)
+    dW = sum(dW_parts.values()).reshape(W.shape) if param_grads else None
+    return dx, dW, db
 
 
 # --- max pooling with switches ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_chunks", "scratch"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_chunks", "blas_single_threaded", "scratch"]
 
 _num_threads = max(1, min(2, int(os.environ.get("MINICNN_NUM_THREADS", os.cpu_count() or 1))))
 _pool = None
@@ -44,21 +44,53 @@ def _executor():
         return _pool
 
 
+_region = threading.local()       # .busy: this thread is already running a share of a parallel_chunks call
+
+
+def _run_share(fn, a, b):
+    _region.busy = True
+    try:
+        fn(a, b)
+    finally:
+        _region.busy = False
+
+
 def parallel_chunks(fn, n, elements):
     """Call ``fn(start, stop)`` over a split of ``range(n)``, in parallel when the work is large enough.
 
     ``elements`` is the total work in array elements, used only to decide how many threads pay off. The chunks
-    are disjoint, so ``fn`` may write to disjoint slices of one output without locks.
+    are disjoint, so ``fn`` may write to disjoint slices of one output without locks. A call made from inside
+    another call's share runs serially in its thread (the outer call already keeps every thread busy).
     """
     parts = min(_num_threads, n, max(1, elements // MIN_ELEMENTS_PER_THREAD))
-    if parts <= 1 or threading.current_thread().name.startswith("minicnn"):
+    if parts <= 1 or getattr(_region, "busy", False):
         fn(0, n)
         return
     bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_executor().submit(fn, bounds[i], bounds[i + 1]) for i in range(1, parts)]
-    fn(bounds[0], bounds[1])          # the calling thread does the first chunk itself
+    futures = [_executor().submit(_run_share, fn, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    _run_share(fn, bounds[0], bounds[1])      # the calling thread does the first share itself
     for f in futures:
-        f.result()                    # re-raises an exception from a worker
+        f.result()                            # re-raises an exception from a worker
+
+
+_blas = None
+
+
+def blas_single_threaded():
+    """A context in which the BLAS runs one thread per call, or None where threadpoolctl is not installed.
+
+    Used by conv to run whole batch chunks (im2col, GEMM, layout) in our own threads, one GEMM per thread:
+    OpenBLAS's own 2-thread GEMM reached ~1.45x one thread here and collapsed when other processes took a
+    core; two single-threaded GEMMs side by side do neither. The limit is process-wide while it lasts.
+    """
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController()
+        except Exception:            # not installed: conv keeps BLAS-threaded GEMMs
+            _blas = False
+    return _blas.limit(limits=1, user_api="blas") if _blas else None
 
 
 _scratch = threading.local()
