@@ -370,6 +370,7 @@ class Trainer:
                 raise ValueError("Trainer.resume: give a checkpoint path (this trainer has no out_dir)")
             path = os.path.join(self.out_dir, CHECKPOINT)
         ckpt = load_checkpoint(path)
+        self._remove_stale_temp_files()
         if ckpt.meta.get("architecture") != self.net.config():
             raise CheckpointError(f"checkpoint {path} was saved from a different architecture than {self.net.name!r} "
                                   f"(layers {[e.get('name') for e in ckpt.meta.get('architecture', [])]} vs "
@@ -393,6 +394,18 @@ class Trainer:
         self.best_val = float(ckpt.meta.get("best_val_top1", -math.inf))
         self.best_epoch = int(ckpt.meta.get("best_epoch", 0))
         return self
+
+    def _remove_stale_temp_files(self):
+        """A run killed while writing leaves its temporary file (never a broken checkpoint): tidy it away."""
+        if self.out_dir is None or not os.path.isdir(self.out_dir):
+            return
+        ours = (CHECKPOINT, BEST, "history.json", "history.csv", "run.json")
+        for name in os.listdir(self.out_dir):
+            if name.endswith(".tmp") and any(name.startswith(f".{own}.") for own in ours):
+                try:
+                    os.unlink(os.path.join(self.out_dir, name))
+                except FileNotFoundError:
+                    pass
 
     # --- the loop -----------------------------------------------------------------------------------------
     def train_epoch(self, epoch):
