@@ -301,9 +301,10 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
         sg = _temp("pool_s", (R, grid.L), np.int32)
         mask = _temp("pool_mask", (R, grid.L), np.bool_)
         tap = _temp("pool_tap", (R, grid.L), np.int32)
-        yg.fill(-np.inf)
+        q, start = grid.runs[0]                        # tap 0 wins unless NaN, which fmax turns into -inf
+        np.fmax(P[q][:, start:start + grid.L], -np.inf, out=yg)
         sg.fill(0)
-        for t, (q, start) in enumerate(grid.runs):
+        for t, (q, start) in enumerate(grid.runs[1:], start=1):
             v = P[q][:, start:start + grid.L]
             np.greater(v, yg, out=mask)
             np.fmax(yg, v, out=yg)
