@@ -6,9 +6,12 @@
 Every figure is a median over ``--repeats`` timed runs after one warm-up run. Because absolute times on a shared
 2-core machine drift with the load, each row also prints ratios measured in the same process a moment apart:
 
-    %sgemm   time of the bare sgemm calls of the same shapes (np.matmul into a preallocated output) divided by the
-             op's time: the share of the machine's GEMM throughput the op reaches (100% = nothing but the GEMMs).
+    %sgemm   time of the bare sgemm calls of the same shapes (np.matmul into a preallocated output, BLAS threads =
+             the thread count) divided by the op's time: the share of the machine's GEMM throughput the op reaches.
     x torch  the op's time divided by PyTorch's CPU time for the same computation (< 1: minicnn is faster).
+
+Both ratios are medians of per-repeat ratios, the two sides run alternately (``paired_ratio``), so that a load
+change on a shared machine moves them much less than it moves the times.
 
 Threads: the count is set for NumPy's BLAS (threadpoolctl), for minicnn's copy threads (ops._parallel) and for
 PyTorch (torch.set_num_threads) alike. PyTorch is not a minicnn dependency; it is imported only here.
@@ -103,6 +106,21 @@ def median_time(fn, repeats, warmup=1):
     return statistics.median(times)
 
 
+def paired_ratio(fn, ref, repeats):
+    """Median over repeats of time(fn) / time(ref), the two run alternately: a ratio that load drifting on a
+    shared machine moves far less than it moves either time."""
+    fn(), ref()
+    ratios = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        ref()
+        t2 = time.perf_counter()
+        ratios.append((t1 - t0) / (t2 - t1))
+    return statistics.median(ratios)
+
+
 def _import_torch():
     try:
         import torch
@@ -147,8 +165,11 @@ def bench_conv(shape, threads, repeats, torch, rng):
     # The same GEMMs on operands laid out as im2col lays them out, output preallocated.
     A, B, G = (rng.standard_normal(shape_, dtype=np.float32) for shape_ in ((F, K), (K, P), (F, P)))
     out_y, out_dw, out_dc = (np.empty(shape_, dtype=np.float32) for shape_ in ((F, P), (F, K), (K, P)))
-    t_gemm_fwd = median_time(lambda: np.matmul(A, B, out=out_y), repeats)
-    t_gemm_bwd = median_time(lambda: (np.matmul(G, B.T, out=out_dw), np.matmul(A.T, G, out=out_dc)), repeats)
+    def gemm_fwd():
+        np.matmul(A, B, out=out_y)
+
+    def gemm_all():
+        np.matmul(A, B, out=out_y), np.matmul(G, B.T, out=out_dw), np.matmul(A.T, G, out=out_dc)
 
     def fwd():
         return ops.conv2d_forward(x, Wt, b, s, p)
@@ -159,9 +180,10 @@ def bench_conv(shape, threads, repeats, torch, rng):
 
     t_fwd = median_time(fwd, repeats)
     t_all = median_time(fwd_bwd, repeats)
-    rows = [Row("conv", label, "forward", threads, t_fwd, flops_fwd / t_fwd / 1e9, "GFLOP/s", t_gemm_fwd / t_fwd),
+    rows = [Row("conv", label, "forward", threads, t_fwd, flops_fwd / t_fwd / 1e9, "GFLOP/s",
+                1 / paired_ratio(fwd, gemm_fwd, repeats)),
             Row("conv", label, "fwd+bwd", threads, t_all, flops_all / t_all / 1e9, "GFLOP/s",
-                (t_gemm_fwd + t_gemm_bwd) / t_all)]
+                1 / paired_ratio(fwd_bwd, gemm_all, repeats))]
     if torch is not None:
         tx = torch.from_numpy(x).requires_grad_()
         tw = torch.from_numpy(Wt.copy()).requires_grad_()
@@ -177,8 +199,8 @@ def bench_conv(shape, threads, repeats, torch, rng):
             tx.grad = tw.grad = tb.grad = None
             conv(tx, tw, tb, s, p).backward(tdy)
 
-        rows[0].torch_ratio = t_fwd / median_time(t_fwd_fn, repeats)
-        rows[1].torch_ratio = t_all / median_time(t_all_fn, repeats)
+        rows[0].torch_ratio = paired_ratio(fwd, t_fwd_fn, repeats)
+        rows[1].torch_ratio = paired_ratio(fwd_bwd, t_all_fn, repeats)
     return rows
 
 
@@ -191,8 +213,13 @@ def bench_pool(shape, threads, repeats, torch, rng):
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     bytes_fwd = x.nbytes + y.nbytes + cache.switches.nbytes                # read x, write y and switches
     bytes_all = bytes_fwd + dy.nbytes + cache.switches.nbytes + x.nbytes    # + read dy, switches; write dx
-    t_fwd = median_time(lambda: ops.max_pool2d_forward(x, k, s, 0, ceil), repeats)
-    t_all = median_time(lambda: ops.max_pool2d_backward(dy, ops.max_pool2d_forward(x, k, s, 0, ceil)[1]), repeats)
+    def fwd():
+        return ops.max_pool2d_forward(x, k, s, 0, ceil)
+
+    def fwd_bwd():
+        return ops.max_pool2d_backward(dy, ops.max_pool2d_forward(x, k, s, 0, ceil)[1])
+
+    t_fwd, t_all = median_time(fwd, repeats), median_time(fwd_bwd, repeats)
     name = f"{label} {k}x{k}/{s}{' ceil' if ceil else ''}"
     rows = [Row("pool", name, "forward", threads, t_fwd, bytes_fwd / t_fwd / 1e9, "GB/s"),
             Row("pool", name, "fwd+bwd", threads, t_all, bytes_all / t_all / 1e9, "GB/s")]
@@ -209,8 +236,8 @@ def bench_pool(shape, threads, repeats, torch, rng):
             tx.grad = None
             mp(tx, k, s, 0, ceil_mode=ceil, return_indices=True)[0].backward(tdy)
 
-        rows[0].torch_ratio = t_fwd / median_time(t_fwd_fn, repeats)
-        rows[1].torch_ratio = t_all / median_time(t_all_fn, repeats)
+        rows[0].torch_ratio = paired_ratio(fwd, t_fwd_fn, repeats)
+        rows[1].torch_ratio = paired_ratio(fwd_bwd, t_all_fn, repeats)
     return rows
 
 
@@ -220,8 +247,13 @@ def bench_lrn(shape, threads, repeats, torch, rng):
     dy = rng.standard_normal(xs, dtype=np.float32)
     bytes_fwd = 2 * x.nbytes                  # read x, write y
     bytes_all = bytes_fwd + 4 * x.nbytes      # + read dy, x, y (or the scale), write dx
-    t_fwd = median_time(lambda: ops.lrn_forward(x, **LRN_ARGS), repeats)
-    t_all = median_time(lambda: ops.lrn_backward(dy, ops.lrn_forward(x, **LRN_ARGS)[1]), repeats)
+    def fwd():
+        return ops.lrn_forward(x, **LRN_ARGS)
+
+    def fwd_bwd():
+        return ops.lrn_backward(dy, ops.lrn_forward(x, **LRN_ARGS)[1])
+
+    t_fwd, t_all = median_time(fwd, repeats), median_time(fwd_bwd, repeats)
     name = f"{label} n=5"
     rows = [Row("lrn", name, "forward", threads, t_fwd, bytes_fwd / t_fwd / 1e9, "GB/s"),
             Row("lrn", name, "fwd+bwd", threads, t_all, bytes_all / t_all / 1e9, "GB/s")]
@@ -241,8 +273,8 @@ def bench_lrn(shape, threads, repeats, torch, rng):
             tx.grad = None
             lrn(tx).backward(tdy)
 
-        rows[0].torch_ratio = t_fwd / median_time(t_fwd_fn, repeats)
-        rows[1].torch_ratio = t_all / median_time(t_all_fn, repeats)
+        rows[0].torch_ratio = paired_ratio(fwd, t_fwd_fn, repeats)
+        rows[1].torch_ratio = paired_ratio(fwd_bwd, t_all_fn, repeats)
     return rows
 
 
@@ -328,7 +360,7 @@ def bench_train(case, threads, repeats, torch, rng, batch=None):
             loss.backward()
             opt.step()
 
-        row.torch_ratio = t / median_time(t_step, repeats)
+        row.torch_ratio = paired_ratio(lambda: step(x, labels), t_step, repeats)
     return [row]
 
 
