@@ -51,7 +51,7 @@ def plot_fgsm(x, x_adv, before, after, labels, class_names, epsilons=None, accur
     N = len(x)
     extra = accuracy is not None
     fig = figure(6 + 3 * extra, 1.7 * N + 0.5)
-    grid = fig.add_gridspec(N, 3 + extra)
+    grid = fig.add_gridspec(N, 3 + extra, wspace=0.45)
     for i in range(N):
         b, a = before[i], after[i]
         _show(fig.add_subplot(grid[i, 0]), image_to_display(x[i], mean),

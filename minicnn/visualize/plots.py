@@ -126,9 +126,10 @@ def plot_topk(result, max_channels=8, title=None):
     k = result.projections.shape[1]
     cols = int(np.ceil(np.sqrt(k)))
     rows = int(np.ceil(M / 2))
-    fig = figure(6, 1.6 * rows + 0.4)
+    height = 1.6 * rows + 0.6
+    fig = figure(6, height)
     axes = fig.subplots(rows, 4, squeeze=False)
-    fig.subplots_adjust(wspace=0.05, hspace=0.25, left=0.01, right=0.99, bottom=0.01, top=1 - 0.4 / (1.6 * rows + 0.4))
+    fig.subplots_adjust(wspace=0.05, hspace=0.25, left=0.01, right=0.99, bottom=0.01, top=1 - 0.6 / height)
     for ax in axes.ravel():
         ax.axis("off")
     for m in range(M):
@@ -139,7 +140,8 @@ def plot_topk(result, max_channels=8, title=None):
         _show(axes[r, 2 * c], mosaic(proj, cols), f"map {int(result.channels[m])}")
         _show(axes[r, 2 * c + 1], mosaic(patch, cols), "patches")
     fig.suptitle(title or f"{result.layer}: top-{k} activations per map ({result.rule} projections, "
-                 f"{result.projections.shape[-2]}x{result.projections.shape[-1]} receptive field)", fontsize=9)
+                 f"{result.projections.shape[-2]}x{result.projections.shape[-1]} receptive field)", fontsize=9,
+                 y=1 - 0.15 / height)
     return fig
 
 
