@@ -143,7 +143,7 @@ def plot_correspondence(result, example=None, parts=None, mean=None):
     ax.set_xticks(np.arange(L) + 0.4 - width / 2)
     ax.set_xticklabels(result.layers)
     ax.set_ylabel("mean feature sign change\n(normalised Hamming distance)", fontsize=8)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Correspondence (ZF Table 1): lower than random = the part is handled alike", fontsize=8)
     if example is not None:
         H, W = example.shape[1:]
