@@ -89,3 +89,17 @@ def test_cli_visualize_writes_the_gallery_of_a_saved_run(tmp_path, monkeypatch, 
     assert "wrote 3 files" in capsys.readouterr().out
     assert main(["visualize", str(run), "--what", "filters,nonsense"]) == 2
     assert "available: filters" in capsys.readouterr().err
+
+
+def test_demo_records_feature_evolution_and_ends_with_the_gallery(tmp_path):
+    from minicnn.demo import run_demo
+    out = tmp_path / "demo"
+    run_demo(str(out), epochs=2, width=4, image_size=12, n_samples=200, progress=False, verbose=False)
+    from minicnn.visualize import FeatureEvolution
+    evo = FeatureEvolution.load(str(out / "evolution.npz"))
+    assert all(v["epochs"] == [1, 2] for v in evo.values())
+    names = os.listdir(out / "gallery")
+    for expected in ("index.html", "evolution.png", "filters_conv1.png", "topk_layer3_relu3.png", "occlusion.png",
+                     "saliency.png", "invariance.png"):
+        assert expected in names
+    assert "gallery/index.html" in (out / "summary.txt").read_text()
