@@ -1,14 +1,13 @@
 """The gallery: PNGs + index.html, written atomically; the ``minicnn visualize`` command; filter plots."""
 import os
 
-import numpy as np
 import pytest
 
 from minicnn import Linear, Sequential
 from minicnn.cli import main
 from minicnn.optim import SGD
 from minicnn.train import Trainer
-from minicnn.visualize import gallery, plot_filters, plots, write_gallery
+from minicnn.visualize import plot_filters, plots, write_gallery
 from minicnn.visualize.gallery import feature_layers
 
 from test_visualize_analyses import small_net, synthetic_splits
