@@ -57,9 +57,9 @@ def linear_probes(net, train_x, train_y, test_x, test_y, layers, include_input=T
         ftr, fte = _pool(ftr, max_dim), _pool(fte, max_dim)
         scaler = StandardScaler().fit(ftr)
         ftr, fte = scaler.transform(ftr), scaler.transform(fte)
-        svm.append(float(LinearSVC(C=C, dual="auto", max_iter=2000, random_state=seed).fit(ftr, train_y)
+        svm.append(float(LinearSVC(C=C, dual="auto", max_iter=1000, random_state=seed).fit(ftr, train_y)
                          .score(fte, test_y)))
-        soft.append(float(LogisticRegression(C=C, max_iter=500).fit(ftr, train_y).score(fte, test_y)))
+        soft.append(float(LogisticRegression(C=C, max_iter=300).fit(ftr, train_y).score(fte, test_y)))
         names.append(name)
     return ProbeResult(names, dims, svm, soft)
 
