@@ -12,7 +12,8 @@ __all__ = ["layer_codes", "tsne", "plot_tsne"]
 
 
 def layer_codes(net, x, layer, batch_size=256):
-    """The outputs of ``layer`` for (N, C, H, W) images, flattened: (N, D) float64 NumPy."""
+    """The outputs of ``layer`` for (N, C, H, W) images, flattened: (N, D) float64 NumPy (the codes that t-SNE
+    and the linear probes of ZF Table 7 work on)."""
     layer = check_layer(net, layer)
     out = []
     for start, stop in iter_batches(len(x), batch_size):

@@ -42,7 +42,7 @@ class Occlusion:
 
 
 def occlusion_squares(height, width, size, stride):
-    """Centres and half-open boxes of the occluding squares: centres 0, stride, 2*stride, ... on each axis;
+    """Centres and half-open boxes of the occluding squares of ZF Fig. 7: centres 0, stride, 2*stride, ... on each axis;
     a square spans [centre - size//2, centre - size//2 + size), clipped to the image (so size 0 is empty).
     Returns (rows (gh,), cols (gw,), row boxes (gh, 2), col boxes (gw, 2))."""
     if size < 0 or stride < 1:

@@ -39,7 +39,7 @@ class TopK:
 
 
 def receptive_field(net, input_shape, layer, position=None):
-    """Receptive field of unit ``position`` = (row, col) of ``layer`` for a (C, H, W) input.
+    """Receptive field of unit ``position`` = (row, col) of ``layer`` for a (C, H, W) input (the crops of ZF Fig. 2).
 
     Computed from the layer geometry (``net.layer_info``: size, jump and the centre of unit (0, 0)).
     Returns (row0, row1, col0, col1), half-open, in input pixels; may reach outside the image (padding).
@@ -60,7 +60,7 @@ def receptive_field(net, input_shape, layer, position=None):
 
 
 def crop(image, box, fill=0.0):
-    """Cut ``box`` = (row0, row1, col0, col1) out of a (C, H, W) image, padding with ``fill`` outside it.
+    """Cut ``box`` = (row0, row1, col0, col1) out of a (C, H, W) image, padding with ``fill`` outside it (ZF Fig. 2).
 
     Returns (C, row1 - row0, col1 - col0), always that size, whatever part of the box lies in the image.
     """
@@ -74,7 +74,7 @@ def crop(image, box, fill=0.0):
 
 
 def top_activations(net, x, layer, channels=None, k=9, batch_size=128, show_progress=True):
-    """The k strongest activations of each chosen feature map over a dataset, at most one per image.
+    """The k strongest activations of each chosen feature map over a dataset, at most one per image (ZF Fig. 2).
 
     x: (N, C, H, W) NumPy (moved to the net's device batch by batch); channels: ints or None (all).
     Each image contributes the maximum of each map. Returns (channels (M,), values (M, k), indices (M, k),
