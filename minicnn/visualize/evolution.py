@@ -27,8 +27,9 @@ class FeatureEvolution(Callback):
 
     probe: (N, C, H, W) fixed images (mean-subtracted), or None: the first ``n_probe`` validation images of the
     trainer's splits, taken when training begins; features: dict {layer name: list of channels}, or None: the
-    first ``n_channels`` maps of the first three conv blocks (``gallery.feature_layers``); epochs: the epochs to record (default ZF's
-    1, 2, 5, 10, 20, 30, 40, 64; None = every epoch); path: if given, ``save(path)`` after every recording, so a gallery can draw it later.
+    first ``n_channels`` maps of the first three conv blocks (``gallery.feature_layers``); epochs: the epochs
+    to record (default ZF's 1, 2, 5, 10, 20, 30, 40, 64; None = every epoch); path: if given, ``save(path)``
+    after every recording, so a gallery can draw it later.
     ``record(net, epoch)`` may also be called by hand (epoch 0 = before training).
     ``snapshots``: {layer: {"epochs": [e...], "crops": [(M, C, rh, rw) per epoch], "values": [(M,)],
     "images": [(M,) probe indices]}}.

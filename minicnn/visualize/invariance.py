@@ -124,7 +124,8 @@ def plot_invariance(results, mean=None, class_names=None):
         strip = [[image_to_display(res.examples[n, t], mean) for t in picks] for n in range(min(N, 4))]
         rows = [np.concatenate([np.pad(t, [(1, 1), (1, 1)] + [(0, 0)] * (t.ndim - 2), constant_values=1)
                                 for t in row], axis=1) for row in strip]
-        _show(axes[r, 0], np.concatenate(rows, axis=0), f"{res.kind}: {', '.join(f'{res.amounts[t]:g}' for t in picks)}")
+        shown = ", ".join(f"{res.amounts[t]:g}" for t in picks)
+        _show(axes[r, 0], np.concatenate(rows, axis=0), f"{res.kind}: {shown}")
         for c, (layer, d) in enumerate(res.distances.items(), start=1):
             if c > 2:
                 break

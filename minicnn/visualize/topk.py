@@ -121,8 +121,8 @@ def top_k(net, x, layer, channels=None, k=9, rule="deconvnet", mean=None, batch_
 
     x: (N, C, H, W) dataset (mean-subtracted, as the net was trained); layer: name; channels: ints or None (all
     maps); select: keep only the ``select`` chosen maps with the largest mean top-k activation (skips dead
-    maps in a figure); rule: projection rule ("deconvnet", or "guided"/"backprop" to compare); mean: (C, H, W) added back
-    to the patches for display. Batched forward passes with a progress bar; the k x M projections are one
+    maps in a figure); rule: projection rule ("deconvnet", or "guided"/"backprop" to compare); mean: (C, H, W) added
+    back to the patches for display. Batched forward passes with a progress bar; the k x M projections are one
     batched forward + backward per ``batch_size`` units. Returns a ``TopK``.
     """
     layer = check_layer(net, layer)
