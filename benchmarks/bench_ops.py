@@ -37,19 +37,14 @@ if __package__ in (None, "") and __name__ == "__main__":    # run as a script fr
 from minicnn import ops  # noqa: E402
 from minicnn.models import lenet5, zfnet_small  # noqa: E402
 
-# (label, N, C, F, H, W, kernel, stride, pad): the five shapes of issue 7, then the convolutions of zfnet_small
-# (batch 128, 3x32x32) and of AlexNet (batch 4, 3x227x227; issue 2).
+# (label, N, C, F, H, W, kernel, stride, pad): the five shapes of issue 7, the convolutions of AlexNet (batch 4,
+# 3x227x227; issue 2), and (added by ``zf_small_shapes`` from the model itself) those of zfnet_small at batch 128.
 CONV_SHAPES = [
     ("issue1", 64, 1, 6, 28, 28, 5, 1, 0),
     ("issue2", 64, 6, 16, 12, 12, 5, 1, 0),
     ("issue3", 32, 3, 32, 32, 32, 7, 2, 3),
     ("issue4", 32, 32, 64, 16, 16, 3, 1, 1),
     ("issue5", 16, 64, 128, 32, 32, 3, 1, 1),
-    ("zf_small.conv1", 128, 3, 32, 32, 32, 5, 1, 2),
-    ("zf_small.conv2", 128, 32, 64, 16, 16, 5, 1, 2),
-    ("zf_small.conv3", 128, 64, 96, 8, 8, 3, 1, 1),
-    ("zf_small.conv4", 128, 96, 96, 8, 8, 3, 1, 1),
-    ("zf_small.conv5", 128, 96, 64, 8, 8, 3, 1, 1),
     ("alexnet.conv1", 4, 3, 96, 227, 227, 11, 4, 0),
     ("alexnet.conv2", 4, 96, 256, 27, 27, 5, 1, 2),
     ("alexnet.conv3", 4, 256, 384, 13, 13, 3, 1, 1),
@@ -66,8 +61,6 @@ POOL_SHAPES = [
     ("after issue3", (32, 32, 16, 16), 3, 2, True),
     ("after issue4", (32, 64, 16, 16), 3, 2, True),
     ("after issue5", (16, 128, 32, 32), 3, 2, True),
-    ("zf_small.pool1", (128, 32, 32, 32), 3, 2, True),
-    ("zf_small.pool2", (128, 64, 16, 16), 3, 2, True),
     ("alexnet.pool1", (4, 96, 55, 55), 3, 2, False),
 ]
 # LRN n=5 (Krizhevsky's constants) where a ZF/AlexNet-style net puts it: after the 3x3/2 pools.
@@ -75,11 +68,33 @@ LRN_SHAPES = [
     ("after issue3", (32, 32, 8, 8)),
     ("after issue4", (32, 64, 8, 8)),
     ("after issue5", (16, 128, 16, 16)),
-    ("zf_small.norm1", (128, 32, 16, 16)),
-    ("zf_small.norm2", (128, 64, 8, 8)),
     ("alexnet.norm1", (4, 96, 27, 27)),
 ]
 LRN_ARGS = dict(n=5, k=2.0, alpha=1e-4, beta=0.75)
+
+
+def zf_small_shapes(batch=128, input_shape=(3, 32, 32)):
+    """The conv, pool and LRN rows of the default zfnet_small, read off the model (so they follow its width)."""
+    from minicnn import layers as L
+    conv, pool, lrn = [], [], []
+    for layer, shape in _layer_inputs(zfnet_small(num_classes=10, input_shape=input_shape), input_shape):
+        if len(shape) != 3:
+            break
+        (C, H, W), label = shape, f"zf_small.{layer.name}"
+        if isinstance(layer, L.Conv2D):
+            (k, _), (s, _), (p, _) = layer.kernel, layer.stride, layer.pad
+            conv.append((label, batch, C, layer.config["out_channels"], H, W, k, s, p))
+        elif isinstance(layer, L.MaxPool2D):
+            pool.append((label, (batch, C, H, W), layer.kernel[0], layer.stride[0], layer.ceil_mode))
+        elif isinstance(layer, L.LRN) and layer.config == dict(LRN_ARGS):
+            lrn.append((label, (batch, C, H, W)))
+    return conv, pool, lrn
+
+
+def _layer_inputs(net, shape):
+    for layer in net:
+        yield layer, shape
+        shape = layer.output_shape(shape)
 
 
 @dataclasses.dataclass
@@ -364,12 +379,6 @@ def bench_train(case, threads, repeats, torch, rng, batch=None):
     return [row]
 
 
-def _layer_inputs(net, shape):
-    for layer in net:
-        yield layer, shape
-        shape = layer.output_shape(shape)
-
-
 def _arrays_in(obj, found):
     """Collect the distinct NumPy buffers reachable from a layer cache (dataclass, tuple, list, array)."""
     if isinstance(obj, np.ndarray):
@@ -481,21 +490,23 @@ def main(argv=None):
 
     print(f"minicnn bench: {platform.processor() or platform.machine()}, {_cpu_model()}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch else 'not importable'}; median of {repeats}, float32")
+    zf_conv, zf_pool, zf_lrn = zf_small_shapes()
+    conv_shapes, pool_shapes, lrn_shapes = CONV_SHAPES + zf_conv, POOL_SHAPES + zf_pool, LRN_SHAPES + zf_lrn
     rows = []
     for t in threads:
         with num_threads(t, torch):
             if "conv" in sections:
-                for shape in CONV_SHAPES:
+                for shape in conv_shapes:
                     if keep(shape[0]):
                         label, N, C, F, H, W, k, s, p = shape
                         rows += bench_conv((label, shrink(N), C, F) + small(H, W) + (k, s, p), t, repeats, torch, rng)
             if "pool" in sections:
-                for label, xs, k, s, ceil in POOL_SHAPES:
+                for label, xs, k, s, ceil in pool_shapes:
                     if keep(label):
                         rows += bench_pool((label, (shrink(xs[0]), xs[1]) + small(*xs[2:]), k, s, ceil), t, repeats,
                                            torch, rng)
             if "lrn" in sections:
-                for label, xs in LRN_SHAPES:
+                for label, xs in lrn_shapes:
                     if keep(label):
                         rows += bench_lrn((label, (shrink(xs[0]), xs[1]) + small(*xs[2:])), t, repeats, torch, rng)
             if "train" in sections:

@@ -23,11 +23,13 @@ def test_quick_run_prints_every_row(bench, capsys):
     rows = bench.main(["--quick", "--no-torch", "--threads", "1"])
     out = capsys.readouterr().out
     labels = {(r.section, r.label, r.op) for r in rows}
-    for shape in bench.CONV_SHAPES:
+    zf_conv, zf_pool, zf_lrn = bench.zf_small_shapes()
+    assert len(zf_conv) == 5 and len(zf_pool) == 3 and len(zf_lrn) == 2
+    for shape in bench.CONV_SHAPES + zf_conv:
         assert ("conv", shape[0], "forward") in labels and ("conv", shape[0], "fwd+bwd") in labels
         assert shape[0] in out
-    assert sum(r.section == "pool" for r in rows) == 2 * len(bench.POOL_SHAPES)
-    assert sum(r.section == "lrn" for r in rows) == 2 * len(bench.LRN_SHAPES)
+    assert sum(r.section == "pool" for r in rows) == 2 * (len(bench.POOL_SHAPES) + len(zf_pool))
+    assert sum(r.section == "lrn" for r in rows) == 2 * (len(bench.LRN_SHAPES) + len(zf_lrn))
     assert {r.label.split()[0] for r in rows if r.section == "train"} == {"zfnet_small", "lenet5"}
     assert any(r.section == "memory" for r in rows) and "peak traced memory" in out
     assert all(r.seconds > 0 for r in rows if r.section != "memory")
