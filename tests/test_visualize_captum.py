@@ -10,8 +10,15 @@ from minicnn.visualize import input_gradient, saliency
 
 from test_visualize_analyses import small_net
 
-torch = pytest.importorskip("torch")
-captum_attr = pytest.importorskip("captum.attr")
+torch = captum_attr = None
+
+
+def _imports():
+    """PyTorch is imported only when these tests run, not when the suite is collected: a PyTorch loaded into
+    the test process slows scikit-learn's OpenMP code (t-SNE) elsewhere in the suite."""
+    global torch, captum_attr
+    torch = pytest.importorskip("torch")
+    captum_attr = pytest.importorskip("captum.attr")
 
 
 def torch_copy(net):
@@ -33,6 +40,7 @@ def torch_copy(net):
 
 @pytest.fixture(scope="module")
 def pair():
+    _imports()
     net = small_net(seed=3).astype(np.float64)
     model = torch_copy(net)
     x = distinct_values((3, 1, 12, 12), np.random.default_rng(8))      # no ties for max pooling
