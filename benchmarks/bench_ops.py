@@ -121,18 +121,29 @@ def median_time(fn, repeats, warmup=1):
     return statistics.median(times)
 
 
+# With more than one thread, a pause before each timed call of a pair: OpenBLAS's worker threads spin for up to
+# 2^28 cycles (~0.1 s) after a call and PyTorch's OpenMP threads for a while too, so without it one side would be
+# timed while the other side's idle threads still hold a core.
+PAIR_PAUSE_S = 0.1
+
+
 def paired_ratio(fn, ref, repeats):
     """Median over repeats of time(fn) / time(ref), the two run alternately: a ratio that load drifting on a
     shared machine moves far less than it moves either time."""
+    from minicnn.ops import _parallel
+    pause = PAIR_PAUSE_S if _parallel.get_num_threads() > 1 else 0.0
     fn(), ref()
     ratios = []
     for _ in range(repeats):
+        time.sleep(pause)
         t0 = time.perf_counter()
         fn()
         t1 = time.perf_counter()
-        ref()
+        time.sleep(pause)
         t2 = time.perf_counter()
-        ratios.append((t1 - t0) / (t2 - t1))
+        ref()
+        t3 = time.perf_counter()
+        ratios.append((t1 - t0) / (t3 - t2))
     return statistics.median(ratios)
 
 
