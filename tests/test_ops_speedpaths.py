@@ -284,3 +284,32 @@ def test_relu_backward_matches_readable_bit_for_bit(threads, dtype, rule):
             second = ops.relu_backward(-dy, x, rule)
             np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # not overwritten
             assert not np.shares_memory(got, second)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(N=st.integers(1, 9), fin=st.integers(1, 12), fout=st.integers(1, 12), bias=st.booleans(),
+       need_dx=st.booleans(), param_grads=st.booleans(), seed=st.integers(0, 2**31 - 1))
+@threads_param
+def test_linear_matches_readable(threads, dtype, N, fin, fout, bias, need_dx, param_grads, seed):
+    with copy_threads(threads):
+        rng = np.random.default_rng(seed)
+        kept = []
+        for _ in range(2):
+            x = rng.standard_normal((N, fin)).astype(dtype)
+            W = rng.standard_normal((fin, fout)).astype(dtype)
+            b = rng.standard_normal(fout).astype(dtype) if bias else None
+            y, cache = ops.linear_forward(x, W, b)
+            y_ref, cache_ref = reference(ops.linear_forward, x, W, b)
+            np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            got = ops.linear_backward(dy, cache, need_dx=need_dx, param_grads=param_grads)
+            want = reference(ops.linear_backward, dy, cache_ref, need_dx=need_dx, param_grads=param_grads)
+            for g, w in zip(got, want):
+                assert (g is None) == (w is None)
+                if g is not None:
+                    assert g.dtype == w.dtype and g.shape == w.shape
+                    np.testing.assert_allclose(g, w, **TOL[dtype])
+            kept.append([(a, a.copy()) for a in (y,) + got if a is not None])
+        for pairs in kept:
+            for a, a_copy in pairs:
+                np.testing.assert_array_equal(a, a_copy)

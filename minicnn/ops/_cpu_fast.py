@@ -440,3 +440,50 @@ def relu_backward(dy, x, rule):
 
     parallel_chunks(work, dyf.size, 4 * dyf.size)
     return out
+
+
+# --- fully connected -------------------------------------------------------------------------------------------
+
+def _rows_in_threads(n, work, elements):
+    """``work(a, b)`` over row ranges in minicnn's threads with the BLAS single-threaded where that can be set.
+
+    Why for small GEMMs too: an OpenBLAS call with 2 threads leaves its worker spinning for up to ~0.1 s, and
+    the copy threads of the conv, pooling and LRN that follow then share a core with it (a zfnet_small training
+    step took 1.4x as long). With every GEMM of a step in our threads, the BLAS workers never wake."""
+    limit = blas_single_threaded() if get_num_threads() > 1 else None
+    if limit is None:
+        work(0, n)
+        return
+    with limit:
+        parallel_chunks(work, n, elements)
+
+
+def linear_forward(x, W, b):
+    """y = x @ W + b, rows of x split over the threads."""
+    y = np.empty((x.shape[0], W.shape[1]), dtype=np.result_type(x, W))
+
+    def work(a, c):
+        np.matmul(x[a:c], W, out=y[a:c])
+        if b is not None:
+            y[a:c] += b
+
+    _rows_in_threads(x.shape[0], work, y.size * 64)
+    return y
+
+
+def linear_backward(dy, x, W, need_dx, param_grads):
+    """(dx, dW, db) of y = x @ W + b: dx by rows of dy, dW by its columns, each part in one thread."""
+    dx = np.empty((dy.shape[0], W.shape[0]), dtype=np.result_type(dy, W)) if need_dx else None
+    dW = np.empty((x.shape[1], dy.shape[1]), dtype=np.result_type(x, dy)) if param_grads else None
+
+    def rows(a, c):
+        np.matmul(dy[a:c], W.T, out=dx[a:c])
+
+    def cols(a, c):
+        np.matmul(x.T, dy[:, a:c], out=dW[:, a:c])
+
+    if need_dx:
+        _rows_in_threads(dy.shape[0], rows, dx.size * 64)
+    if param_grads:
+        _rows_in_threads(dy.shape[1], cols, dW.size * 64)
+    return dx, dW, dy.sum(axis=0) if param_grads else None

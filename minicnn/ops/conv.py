@@ -217,6 +217,8 @@ def linear_forward(x, W, b=None, name="linear"):
         raise TypeError(f"{name}: input dtype {x.dtype} does not match weight dtype {W.dtype}")
     if x.shape[1] != W.shape[0]:
         raise ValueError(f"{name}: expected {W.shape[0]} input features, got {x.shape[1]} (input shape {tuple(x.shape)})")
+    if _cpu_fast.use(x) and _cpu_fast.use(W):   # NumPy: GEMMs in minicnn's threads (see ops/_cpu_fast.py)
+        return _cpu_fast.linear_forward(x, W, b), LinearCache(x, W)
     y = x @ W
     if b is not None:
         y += b
@@ -228,6 +230,8 @@ def linear_backward(dy, cache: LinearCache, need_dx=True, param_grads=True, name
     expected = (cache.x.shape[0], cache.W.shape[1])
     if tuple(dy.shape) != expected:
         raise ValueError(f"{name}: upstream gradient must have shape {expected}, got {tuple(dy.shape)}")
+    if _cpu_fast.use(dy) and _cpu_fast.use(cache.x) and _cpu_fast.use(cache.W):   # see ops/_cpu_fast.py
+        return _cpu_fast.linear_backward(dy, cache.x, cache.W, need_dx, param_grads)
     dx = dy @ cache.W.T if need_dx else None
     dW = cache.x.T @ dy if param_grads else None
     db = dy.sum(axis=0) if param_grads else None
