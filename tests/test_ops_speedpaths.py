@@ -25,15 +25,18 @@ def copy_threads(n):
     """n copy threads, splitting even the smallest test arrays; with 2 threads the convolutions also run one
     image per batch chunk (with 1, the whole small test batch is one chunk), so both paths are covered."""
     old, old_min, old_chunk = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._CHUNK_BYTES
+    old_block = _cpu_fast._BLOCK
     _parallel.set_num_threads(n)
     _parallel.MIN_ELEMENTS_PER_THREAD = 1
     _cpu_fast._CHUNK_BYTES = 1 if n == 2 else old_chunk
+    _cpu_fast._BLOCK = 7 if n == 2 else old_block           # elementwise passes in many blocks, a partial last one
     try:
         yield
     finally:
         _parallel.set_num_threads(old)
         _parallel.MIN_ELEMENTS_PER_THREAD = old_min
         _cpu_fast._CHUNK_BYTES = old_chunk
+        _cpu_fast._BLOCK = old_block
 
 
 threads_param = pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "2threads"])
@@ -144,8 +147,9 @@ def test_max_pool_matches_readable(threads, dtype, cfg, seed, ties):
             assert cache.switches.dtype == np.int32 and cache.out_shape == cache_ref.out_shape
             dy = rng.standard_normal(y.shape).astype(dtype)
             dx = ops.max_pool2d_backward(dy, cache)
-            np.testing.assert_allclose(dx, reference(ops.max_pool2d_backward, dy, cache_ref), **TOL[dtype])
-            assert dx.dtype == dtype and dx.shape == x.shape
+            # bit for bit: the scatter adds overlapping windows in the readable path's tap order
+            np.testing.assert_array_equal(dx, reference(ops.max_pool2d_backward, dy, cache_ref))
+            assert dx.dtype == dtype and dx.shape == x.shape and dx.flags.c_contiguous
             kept.append([(a, a.copy()) for a in (y, cache.switches, dx)])
         for pairs in kept:
             for a, a_copy in pairs:
@@ -168,6 +172,57 @@ def test_max_pool_non_finite_values_match_readable(threads, dtype):
             dy[0, 0, 0, 0] = np.inf         # goes to the readable path: inf reaches its switch cell only
             np.testing.assert_array_equal(ops.max_pool2d_backward(dy, cache),
                                           reference(ops.max_pool2d_backward, dy, cache_ref))
+
+
+@threads_param
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("args", [(2, 2, 0, False), (3, 2, 0, True), (3, 2, 1, False), (3, 1, 1, True), (2, 3, 1, True)])
+def test_max_pool_all_ties_padding_and_signed_zeros_match_readable(threads, dtype, args):
+    """Windows that are all equal, all -inf or all NaN (the switch is 0 even where tap 0 is padding), -0.0 beside
+    +0.0, and a dy of -0.0: values, switches and dx bit for bit."""
+    with copy_threads(threads):
+        rng = np.random.default_rng(3)
+        for fill in (1.0, -np.inf, np.nan, None):
+            x = rng.choice(np.array([0.0, -0.0], dtype=dtype), (2, 3, 7, 8)) if fill is None else \
+                np.full((2, 3, 7, 8), fill, dtype=dtype)
+            y, cache = ops.max_pool2d_forward(x, *args)
+            y_ref, cache_ref = reference(ops.max_pool2d_forward, x, *args)
+            np.testing.assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))
+            np.testing.assert_array_equal(cache.switches, cache_ref.switches)
+            dy = rng.choice(np.array([-0.0, 0.0, 1.5, -2.0], dtype=dtype), y.shape)
+            dx = ops.max_pool2d_backward(dy, cache)
+            np.testing.assert_array_equal(dx.view(np.uint8), reference(ops.max_pool2d_backward, dy, cache_ref).view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_backward_with_foreign_switches_matches_readable(dtype):
+    """Switches outside [0, kh*kw) (not from a forward pass) match no tap in the readable path: the fast path
+    hands such switches to it."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 2, 6, 6)).astype(dtype)
+    _, cache = ops.max_pool2d_forward(x, 3, 2, 0, True)
+    cache.switches[0, 0, 0, 0], cache.switches[1, 1, 1, 1] = -1, 9
+    dy = rng.standard_normal(cache.out_shape).astype(dtype)
+    np.testing.assert_array_equal(ops.max_pool2d_backward(dy, cache), reference(ops.max_pool2d_backward, dy, cache))
+
+
+@threads_param
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_forward_matches_readable_bit_for_bit(threads, dtype):
+    with copy_threads(threads):
+        rng = np.random.default_rng(8)
+        for shape in [(2, 3, 5, 4), (7,), (3, 11)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            x.reshape(-1)[:5] = [0.0, -0.0, np.nan, np.inf, -np.inf]
+            y, cache = ops.relu_forward(x)
+            y_ref, _ = reference(ops.relu_forward, x)
+            np.testing.assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))
+            assert cache is x and y.dtype == dtype and not np.shares_memory(y, x)
+            y2, _ = ops.relu_forward(-x)
+            np.testing.assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))        # not overwritten
+            assert not np.shares_memory(y, y2)
+        xt = rng.standard_normal((4, 6)).astype(dtype).T                                 # not contiguous
+        np.testing.assert_array_equal(ops.relu_forward(xt)[0], np.maximum(xt, 0))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -16,9 +16,12 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
   NCHW into the output (the readable path does them as two passes plus a copy).
 * Temporaries that never leave an op (the transposed dy, the column gradient, pooling masks, LRN squares) live
   in reused scratch buffers: no fresh pages, so no page faults, on every call.
-* Max pooling works on the valid part of each window tap instead of a -inf padded copy of the input, with
-  ufuncs writing into ``out=``/``where=`` instead of boolean indexing; its backward adds ``dy`` where the switch
-  matches with one masked ufunc per tap.
+* Max pooling works on the stride-phase grid with unmasked ufuncs writing into ``out=`` (no boolean indexing),
+  each pass one flat run over all planes of a thread's share, switches as uint8 inside; its backward is a
+  single scatter of dy to the switch positions (``np.add.at`` in the readable path's summation order) instead
+  of a masked multiply-and-add per tap.
+* ReLU forward is the same ``np.maximum`` split over the threads; ReLU backward runs in L2-sized blocks so its
+  temporaries never reach DRAM.
 * LRN sums the channel window by shifted in-place adds (no padded copy), takes ``d**-0.75`` as two square roots
   (much cheaper than ``pow``) and caches the scale for the backward, which thus needs no power at all.
 """
@@ -93,6 +96,7 @@ class _Grid:
         # tap t -> (phase index, start of its run in the flattened phase)
         self.runs = [(qy * self.sx + qx, (ky // self.sy) * self.Wq + kx // self.sx)
                      for ky, kx in _taps(self.kh, self.kw) for qy, qx in [(ky % self.sy, kx % self.sx)]]
+        self.tail = max(start for _, start in self.runs)
 
     def _blocks(self):
         """Per phase: the phase rows/columns that hold input pixels, and the input slices they come from."""
@@ -113,6 +117,21 @@ class _Grid:
         for q, inside, source in self._blocks():
             P[q][inside] = a[source]
         return P.reshape((len(self.phases),) + lead + (self.Hq * self.Wq,))
+
+    def split_flat(self, a, fill, tag):
+        """(R, H, W) -> phases (nq, R*Hq*Wq + tail), each phase's planes one flat run, plus ``tail`` cells of
+        ``fill`` so that every tap's run of R*Hq*Wq cells stays inside the buffer."""
+        R, M = a.shape[0], a.shape[0] * self.Hq * self.Wq
+        B = _temp(tag, (len(self.phases), M + self.tail), a.dtype)
+        B.fill(fill)
+        P = B[:, :M].reshape(len(self.phases), R, self.Hq, self.Wq)
+        for q, inside, source in self._blocks():
+            P[q][inside] = a[source]
+        return B
+
+    def crop_flat(self, g, out):
+        """out (R, oh, ow) from a flat (R*Hq*Wq) run on the whole phase grid."""
+        out[...] = g[:out.shape[0] * self.Hq * self.Wq].reshape(out.shape[0], self.Hq, self.Wq)[:, :self.oh, :self.ow]
 
     def merge(self, P, out):
         """The inverse of split for the cells that hold input pixels: out (R, H, W) from phases (nq, R, Hq*Wq);
@@ -280,75 +299,134 @@ def _valid(k, s, p, size, out):
     return o0, max(o0, o1)
 
 
+def _maximum_keeps_second():
+    """True when ``np.maximum(a, b)`` returns b for a == b (seen with -0.0 / +0.0), in its short and SIMD loops."""
+    for dtype in (np.float32, np.float64):
+        for n in (1, 3, 8, 17, 1000):
+            a, b = np.full(n, 0.0, dtype), np.full(n, -0.0, dtype)
+            if not (np.signbit(np.maximum(a, b)).all() and not np.signbit(np.maximum(b, a)).any()):
+                return False
+    return True
+
+
+_MAXIMUM_KEEPS_SECOND = _maximum_keeps_second()
+
+
+def use_pool_forward(x):
+    return use(x) and _MAXIMUM_KEEPS_SECOND
+
+
+def _switch_dtype(kernel):
+    """uint8 switches inside the fast pooling when every tap index fits (kh*kw <= 255, so 255 matches no tap):
+    the switch passes then move 1 byte per cell instead of 4 and run as byte-wide SIMD (~5x cheaper)."""
+    return np.uint8 if kernel[0] * kernel[1] <= 255 else np.int32
+
+
 def max_pool2d_forward(x, kernel, stride, pad, out):
     """(y, switches) as ``ops.max_pool2d_forward``: taps in row-major order, a strictly greater value wins.
 
-    On the phase grid (``_Grid``), per tap four unmasked ufunc passes (masked ``where=`` or boolean-index
-    updates are ~10x slower): m = v > y;  y = fmax(y, v) (fmax skips NaN, as the strict comparison does);
+    On the phase grid (``_Grid``), NaN already turned into -inf (a NaN never wins), per tap four unmasked
+    ufunc passes (masked ``where=`` or boolean-index updates are ~10x slower): m = v > y;  y = maximum(v, y);
     s = max(s, m * t) -- right because taps come in increasing order, so a new winner's t exceeds every
-    earlier switch."""
+    earlier switch. Two of the four passes are on uint8 switches (``_switch_dtype``). On a tie the readable
+    path keeps the earlier value, which matters only for -0.0 against +0.0: ``np.maximum`` returns its second
+    operand when the two compare equal (checked at import, ``_MAXIMUM_KEEPS_SECOND``).
+
+    Every pass is one flat 1-D run over all the planes of a thread's share (``_Grid.split_flat``): outputs are
+    computed on the whole (Hq, Wq) phase grid of each plane, junk rows included (a tap's run then simply
+    continues into the next plane, or into the -inf tail), so a pass is one long SIMD loop instead of one
+    short loop per plane. The 2-D per-plane runs cost ~40 ns of loop setup per plane and pass, which on
+    32x32 planes was more than half the time."""
     N, C, H, W = x.shape
     grid = _Grid(x.shape, kernel, stride, pad, out)
+    sdt = _switch_dtype(kernel)
     x3 = x.reshape(N * C, H, W)
     y = np.empty((N, C) + tuple(out), dtype=x.dtype)
     switches = np.empty((N, C) + tuple(out), dtype=np.int32)
     y3, s3 = y.reshape((N * C,) + tuple(out)), switches.reshape((N * C,) + tuple(out))
 
     def work(r0, r1):
-        R = r1 - r0
-        P = grid.split(x3[r0:r1], -np.inf, "pool_phases")
-        yg = _temp("pool_y", (R, grid.L), x.dtype)
-        sg = _temp("pool_s", (R, grid.L), np.int32)
-        mask = _temp("pool_mask", (R, grid.L), np.bool_)
-        tap = _temp("pool_tap", (R, grid.L), np.int32)
-        q, start = grid.runs[0]                        # tap 0 wins unless NaN, which fmax turns into -inf
-        np.fmax(P[q][:, start:start + grid.L], -np.inf, out=yg)
+        M = (r1 - r0) * grid.Hq * grid.Wq
+        P = grid.split_flat(x3[r0:r1], -np.inf, "pool_phases")
+        if np.isnan(x3[r0:r1].max()):                  # NaN never wins: -inf does the same (one SIMD max to check)
+            np.fmax(P, -np.inf, out=P)
+        yg = _temp("pool_y", (M,), x.dtype)
+        sg = _temp("pool_s", (M,), sdt)
+        mask = _temp("pool_mask", (M,), np.bool_)
+        tap = _temp("pool_tap", (M,), sdt)
+        m = mask.view(np.uint8) if sdt is np.uint8 else mask
+        q, start = grid.runs[0]                        # tap 0 holds the maximum so far
+        np.copyto(yg, P[q, start:start + M])
         sg.fill(0)
         for t, (q, start) in enumerate(grid.runs[1:], start=1):
-            v = P[q][:, start:start + grid.L]
+            v = P[q, start:start + M]
             np.greater(v, yg, out=mask)
-            np.fmax(yg, v, out=yg)
-            np.multiply(mask, np.int32(t), out=tap)
+            np.maximum(v, yg, out=yg)
+            np.multiply(m, sdt(t), out=tap)
             np.maximum(sg, tap, out=sg)
-        grid.crop(yg, y3[r0:r1])
-        grid.crop(sg, s3[r0:r1])
+        grid.crop_flat(yg, y3[r0:r1])
+        grid.crop_flat(sg, s3[r0:r1])
 
     parallel_chunks(work, N * C, 4 * x.size)
     return y, switches
 
 
 def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
-    """dx as ``ops.max_pool2d_backward``: per tap, dx[tap position] += dy * (switch == t), on the phase grid.
+    """dx as ``ops.max_pool2d_backward``, as one scatter of dy to the switch positions.
 
-    Multiplying by the mask (a masked add is ~20x slower) is exact for finite dy; ``use_pool_backward``
-    sends a dy with inf/NaN to the readable path, where a non-finite value reaches its switch cell only."""
+    Each output cell sends its dy to exactly one input pixel, ``(oy*sy - ph + ky, ox*sx - pw + kx)`` with
+    ``(ky, kx) = divmod(switch, kw)``: the flat destinations are computed with four integer passes over the
+    output (not the input), and ``np.add.at`` adds dy there in one pass, summing where windows overlap; with
+    non-overlapping windows every destination is distinct and a plain fancy assignment does it (dy + 0.0 first,
+    so that a -0.0 lands as the readable path's 0.0 + -0.0 = +0.0). The per-tap version (a masked multiply and
+    an add per tap and phase, then merging the phases) made 27 passes over a grid larger than the input; this
+    writes dx once. A switch in a border window may point into the padding (only when its whole window was
+    -inf or NaN); those few border cells are checked and sent to a dump cell past the end of dx.
+    The sums are bit for bit those of the readable path, which adds the taps in row-major tap order: the windows
+    that cover one pixel p, taken in row-major *output* order, see p at decreasing taps (a window further down
+    sees p in a higher window row; one further right in the same window row, at a lower column), so the scatter
+    runs over the outputs of each plane in reverse."""
     N, C, H, W = x_shape
+    (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
     oh, ow = dy.shape[2:]
-    grid = _Grid(x_shape, kernel, stride, pad, (oh, ow))
-    dx = np.empty(x_shape, dtype=dy.dtype)
-    d3, dy3, s3 = dx.reshape(N * C, H, W), dy.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
+    HW, dump = H * W, N * C * H * W
+    flat = np.empty(dump + 1, dtype=dy.dtype)          # + the dump cell
+    dy3, s3 = dy.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
+    plane = ((np.arange(oh) * sy - ph) * W)[:, None] + (np.arange(ow) * sx - pw)    # window origins, (oh, ow)
+    oy_edge = [o for o in range(oh) if o * sy - ph < 0 or o * sy - ph + kh > H]
+    ox_edge = [o for o in range(ow) if o * sx - pw < 0 or o * sx - pw + kw > W]
+    overlap = sy < kh or sx < kw
 
     def work(r0, r1):
         R = r1 - r0
-        dyg = grid.widen(dy3[r0:r1], 0, "unpool_dy")          # junk columns carry 0: they add nothing
-        sg = grid.widen(s3[r0:r1], -1, "unpool_s")
-        G = _temp("unpool_phases", (len(grid.phases), R, grid.Hq * grid.Wq), dy.dtype)
-        G.fill(0)
-        mask = _temp("unpool_mask", (R, grid.L), np.bool_)
-        part = _temp("unpool_part", (R, grid.L), dy.dtype)
-        for t, (q, start) in enumerate(grid.runs):
-            np.equal(sg, np.int32(t), out=mask)
-            np.multiply(dyg, mask, out=part)
-            G[q][:, start:start + grid.L] += part
-        grid.merge(G, d3[r0:r1])
+        flat[r0 * HW:r1 * HW] = 0
+        dest = _temp("unpool_dest", (R, oh, ow), np.intp)
+        np.add((np.arange(r0, r1, dtype=np.intp) * HW)[:, None, None], plane, out=dest)
+        off = _temp("unpool_off", (R, oh, ow), np.int32)
+        s = s3[r0:r1]
+        np.floor_divide(s, kw, out=off)                # ky
+        np.multiply(off, W - kw, out=off)
+        np.add(off, s, out=off)                        # ky*W + kx = s + ky*(W - kw)
+        np.add(dest, off, out=dest)
+        for o in oy_edge:                              # border windows: destinations in the padding -> dump
+            row = o * sy - ph + s[:, o, :] // kw
+            dest[:, o, :][(row < 0) | (row >= H)] = dump
+        for o in ox_edge:
+            col = o * sx - pw + s[:, :, o] % kw
+            dest[:, :, o][(col < 0) | (col >= W)] = dump
+        if overlap:
+            np.add.at(flat, dest.reshape(-1)[::-1], dy3[r0:r1].reshape(-1)[::-1])      # tap order, see above
+        else:
+            flat[dest.reshape(-1)] = dy3[r0:r1].reshape(-1) + dy.dtype.type(0)
 
-    parallel_chunks(work, N * C, 4 * dx.size)
-    return dx
+    parallel_chunks(work, N * C, 2 * dy.size)
+    return flat[:dump].reshape(x_shape)
 
 
-def use_pool_backward(dy, switches):
-    """The fast unpooling multiplies dy by 0/1 masks, which is exact only for a finite dy."""
-    return use(dy) and use(switches) and bool(np.isfinite(dy).all())
+def use_pool_backward(dy, switches, kernel):
+    """The fast unpooling needs every switch inside its window (the readable path ignores any other value)."""
+    return (use(dy) and use(switches) and switches.dtype == np.int32
+            and (switches.size == 0 or int(switches.view(np.uint32).max()) < kernel[0] * kernel[1]))
 
 
 # --- LRN -------------------------------------------------------------------------------------------------------
@@ -414,6 +492,28 @@ def lrn_backward(dy, x, y, d, scale, n, alpha, beta):
 _SAME_SIZE_INT = {4: np.int32, 8: np.int64}
 
 
+# Elementwise passes of several temporaries go block by block: a block's temporaries (gate, mask) are written
+# and read again while still in the L2 cache, so DRAM sees only the arrays in and out (~24 instead of ~44 bytes
+# moved per element of the ReLU backward). ~20 us of ufunc calls per block: 64 Ki elements keeps that small.
+_BLOCK = 1 << 16
+
+
+def use_relu_forward(x):
+    return use(x) and x.dtype.kind == "f" and x.flags.c_contiguous
+
+
+def relu_forward(x):
+    """max(x, 0) as ``np.maximum(x, 0)`` (NaN propagates), split over the copy threads."""
+    y = np.empty(x.shape, dtype=x.dtype)
+    xf, yf = x.reshape(-1), y.reshape(-1)
+
+    def work(a, b):
+        np.maximum(xf[a:b], 0, out=yf[a:b])
+
+    parallel_chunks(work, xf.size, xf.size)
+    return y
+
+
 def use_relu_backward(dy, x):
     return use(dy) and use(x) and dy.dtype == x.dtype and dy.itemsize in _SAME_SIZE_INT
 
@@ -421,22 +521,25 @@ def use_relu_backward(dy, x):
 def relu_backward(dy, x, rule):
     """``where(gate, dy, 0)`` without ``np.where`` (~7x slower here than a plain ufunc pass): the gate becomes
     an all-ones/all-zeros integer mask that is ANDed with dy's bits. Exact for every dy, NaN and inf included
-    (a closed gate gives +0.0, as where does), unlike ``dy * gate``."""
+    (a closed gate gives +0.0, as where does), unlike ``dy * gate``. In blocks of ``_BLOCK`` elements."""
     ints = _SAME_SIZE_INT[dy.itemsize]
     dyf, xf = dy.reshape(-1), x.reshape(-1)
     out = np.empty(dy.shape, dtype=dy.dtype)
     outf = out.reshape(-1).view(ints)
 
     def work(a, b):
-        gate = _temp("relu_gate", (b - a,), np.bool_)
-        np.greater(dyf[a:b] if rule == "deconvnet" else xf[a:b], 0, out=gate)
-        if rule == "guided":
-            both = _temp("relu_gate2", (b - a,), np.bool_)
-            np.greater(dyf[a:b], 0, out=both)
-            np.logical_and(gate, both, out=gate)
-        mask = _temp("relu_mask", (b - a,), ints)
-        np.subtract(0, gate, out=mask, dtype=ints)                 # True -> -1 (all bits set), False -> 0
-        np.bitwise_and(dyf[a:b].view(ints), mask, out=outf[a:b])
+        n = min(b - a, _BLOCK)
+        gate, mask = _temp("relu_gate", (n,), np.bool_), _temp("relu_mask", (n,), ints)
+        both = _temp("relu_gate2", (n,), np.bool_) if rule == "guided" else None
+        for a0 in range(a, b, n):
+            a1 = min(b, a0 + n)
+            g, m = gate[:a1 - a0], mask[:a1 - a0]
+            np.greater(dyf[a0:a1] if rule == "deconvnet" else xf[a0:a1], 0, out=g)
+            if rule == "guided":
+                np.greater(dyf[a0:a1], 0, out=both[:a1 - a0])
+                np.logical_and(g, both[:a1 - a0], out=g)
+            np.subtract(0, g, out=m, dtype=ints)                 # True -> -1 (all bits set), False -> 0
+            np.bitwise_and(dyf[a0:a1].view(ints), m, out=outf[a0:a1])
 
     parallel_chunks(work, dyf.size, 4 * dyf.size)
     return out

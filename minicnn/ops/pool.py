@@ -86,7 +86,7 @@ def max_pool2d_forward(x, kernel, stride=None, pad=0, ceil_mode=False, name="max
         y, switches = _gpu.max_pool2d_forward(x, kernel, stride, pad, out)
         return y, PoolCache(tuple(x.shape), kernel, stride, pad, tuple(y.shape), switches)
     (kh, kw), (sy, sx), (oh, ow) = kernel, stride, out
-    if _cpu_fast.use(x):    # NumPy: same result without the padded copy, threaded (see ops/_cpu_fast.py)
+    if _cpu_fast.use_pool_forward(x):    # NumPy: same result without the padded copy, threaded (ops/_cpu_fast.py)
         y, switches = _cpu_fast.max_pool2d_forward(x, kernel, stride, pad, out)
         return y, PoolCache(tuple(x.shape), kernel, stride, pad, tuple(y.shape), switches)
     x_pad = _padded(x, -xp.inf, kernel, stride, pad, out)
@@ -112,7 +112,7 @@ def max_pool2d_backward(dy, cache: PoolCache, name="max_pool2d"):
         raise ValueError(f"{name}: upstream gradient must have the output shape {cache.out_shape}, got {tuple(dy.shape)}")
     if _gpu.handles(dy):  # CuPy array: the gather kernel in kernels/pool.cu
         return _gpu.max_pool2d_backward(dy, cache.switches, cache.x_shape, cache.kernel, cache.stride, cache.pad)
-    if _cpu_fast.use_pool_backward(dy, cache.switches):    # NumPy, finite dy: unmasked ufuncs, threaded
+    if _cpu_fast.use_pool_backward(dy, cache.switches, cache.kernel):    # NumPy: one scatter, threaded
         return _cpu_fast.max_pool2d_backward(dy, cache.switches, cache.x_shape, cache.kernel, cache.stride, cache.pad)
     xp = backend.xp(dy)
     N, C, H, W = cache.x_shape
