@@ -12,8 +12,9 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
 * col2im accumulates into a channel-major scratch (C, N, Hp, Wp), the same axis order as the column matrix
   (C, kh, kw, N, oh, ow): each tap is one ``+=`` of two like-ordered arrays, and the final crop is the one
   transpose into the NCHW output. The readable col2im adds a transposed view into a strided one per tap.
-* The forward GEMM writes into a reused scratch (F, N*oh*ow); one pass then adds the bias *and* transposes to
-  NCHW into the output (the readable path does them as two passes plus a copy).
+* The forward GEMM writes into a reused scratch (F, N*oh*ow); the bias is added there (long contiguous runs),
+  and one plain copy transposes to NCHW into the output (a ufunc over the 4-D transposed view, which loops
+  over rows of ow elements, took ~3x as long).
 * Temporaries that never leave an op (the transposed dy, the column gradient, pooling masks, LRN squares) live
   in reused scratch buffers: no fresh pages, so no page faults, on every call.
 * Max pooling works on the stride-phase grid with unmasked ufuncs writing into ``out=`` (no boolean indexing),
@@ -197,17 +198,21 @@ def _unfold(x, grid, kh, kw):
 
 
 def _fold(dcols, grid, kh, kw, dx):
-    """col2im on the grid: dx (n, C, H, W) = the sum of every column entry onto its pixel."""
+    """col2im on the grid: dx (n, C, H, W) = the sum of every column entry onto its pixel.
+
+    dcols comes tap-major, (kh*kw*C, n*oh*Wq) (``conv2d_backward`` orders the GEMM's rows so): each tap's
+    block is then one (C*n, oh*Wq) array with a single row pitch, and its add onto the phase grid is a 2-D
+    ufunc pass; with the channel-major layout of im2col it was a 3-D one, ~1.4x as long per element."""
     n, C = dx.shape[:2]
-    dcols5 = dcols.reshape(C, kh, kw, n, grid.L)
+    dtaps = dcols.reshape(kh * kw, C, n, grid.L)
     dxt = dx.transpose(1, 0, 2, 3)
 
     def work(c0, c1):
-        G = _temp("col2im_phases", (len(grid.phases), c1 - c0, n, grid.Hq * grid.Wq), dx.dtype)
+        G = _temp("col2im_phases", (len(grid.phases), (c1 - c0) * n, grid.Hq * grid.Wq), dx.dtype)
         G.fill(0)
         for t, (q, start) in enumerate(grid.runs):
-            G[q][:, :, start:start + grid.L] += dcols5[c0:c1, t // kw, t % kw]
-        grid.merge(G, dxt[c0:c1])
+            G[q][:, start:start + grid.L] += dtaps[t, c0:c1].reshape((c1 - c0) * n, grid.L)
+        grid.merge(G.reshape(len(grid.phases), c1 - c0, n, grid.Hq * grid.Wq), dxt[c0:c1])
 
     parallel_chunks(work, C, dcols.size)
 
@@ -224,13 +229,13 @@ def im2col_public(x, kernel, stride, pad):
 
 
 def conv2d_forward(x, W, b, stride, pad, oh, ow):
-    """y (N, F, oh, ow) and the grid, one GEMM per batch chunk; bias and NCHW layout in one pass."""
+    """y (N, F, oh, ow) and the grid, one GEMM per batch chunk; the bias on its rows, NCHW by one copy."""
     N, C = x.shape[:2]
     F, _, kh, kw = W.shape
     grid = _Grid(x.shape, (kh, kw), stride, pad, (oh, ow))
     W2 = W.reshape(F, -1)
     y = np.empty((N, F, oh, ow), dtype=x.dtype)
-    bias = None if b is None else b.reshape(1, F, 1, 1)
+    bias = None if b is None else b.reshape(F, 1, 1, 1)
 
     def chunk(n0, n1):
         cols = _unfold(x[n0:n1], grid, kh, kw)
@@ -238,12 +243,10 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow):
         np.matmul(W2, cols, out=rows)                                           # the GEMM
         rows4 = rows.reshape(F, n1 - n0, oh, grid.Wq)
 
-        def to_nchw(a, b_):                            # drop the junk columns, transpose, add the bias
-            src = rows4[:, a:b_, :, :ow].transpose(1, 0, 2, 3)
-            if bias is None:
-                y[n0 + a:n0 + b_] = src
-            else:
-                np.add(src, bias, out=y[n0 + a:n0 + b_])
+        def to_nchw(a, b_):                            # add the bias, drop the junk columns, transpose
+            if bias is not None:                       # on the GEMM rows: runs of (b_ - a)*oh*Wq, not of ow
+                np.add(rows4[:, a:b_], bias, out=rows4[:, a:b_])
+            y[n0 + a:n0 + b_] = rows4[:, a:b_, :, :ow].transpose(1, 0, 2, 3)    # a plain copy: ~3x a ufunc
 
         parallel_chunks(to_nchw, n1 - n0, rows.size)
 
@@ -260,6 +263,7 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
     kh, kw = W.shape[2:]
     W2 = W.reshape(F, -1)
     K = W2.shape[1]
+    W2t = W.transpose(0, 2, 3, 1).reshape(F, K) if need_dx else None   # rows (ky, kx, c): tap-major dcols
     dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
     db = dy.sum(axis=(0, 2, 3)) if param_grads else None
     dW_parts = {}                                      # one partial dW per thread, summed at the end
@@ -282,7 +286,7 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
                 part += rows2 @ cols.T
         if need_dx:
             dcols = _temp("conv_bwd_dcols", (K, rows2.shape[1]), dy.dtype)
-            np.matmul(W2.T, rows2, out=dcols)
+            np.matmul(W2t.T, rows2, out=dcols)
             _fold(dcols, grid, kh, kw, dx[n0:n1])
 
     _over_chunks(_batches(N, K * grid.L * dy.itemsize), chunk, F * N * grid.L)
