@@ -6,6 +6,7 @@ threshold lowered so that even tiny arrays are split), and every call repeated o
 so that a stale reused workspace, or a returned array that aliases one, shows up as a wrong or changed result.
 """
 import contextlib
+import itertools
 
 import numpy as np
 import pytest
@@ -182,9 +183,10 @@ def test_max_pool_all_ties_padding_and_signed_zeros_match_readable(threads, dtyp
     +0.0, and a dy of -0.0: values, switches and dx bit for bit."""
     with copy_threads(threads):
         rng = np.random.default_rng(3)
-        for fill in (1.0, -np.inf, np.nan, None):
-            x = rng.choice(np.array([0.0, -0.0], dtype=dtype), (2, 3, 7, 8)) if fill is None else \
-                np.full((2, 3, 7, 8), fill, dtype=dtype)
+        for fill, shape in itertools.product((1.0, -np.inf, np.nan, None), [(2, 3, 7, 8), (2, 3, 6, 6)]):
+            # 6x6 under 2x2/2: windows that tile the input (the tiling path); else the phase grid
+            x = rng.choice(np.array([0.0, -0.0], dtype=dtype), shape) if fill is None else \
+                np.full(shape, fill, dtype=dtype)
             y, cache = ops.max_pool2d_forward(x, *args)
             y_ref, cache_ref = reference(ops.max_pool2d_forward, x, *args)
             np.testing.assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))
@@ -192,6 +194,26 @@ def test_max_pool_all_ties_padding_and_signed_zeros_match_readable(threads, dtyp
             dy = rng.choice(np.array([-0.0, 0.0, 1.5, -2.0], dtype=dtype), y.shape)
             dx = ops.max_pool2d_backward(dy, cache)
             np.testing.assert_array_equal(dx.view(np.uint8), reference(ops.max_pool2d_backward, dy, cache_ref).view(np.uint8))
+
+
+@threads_param
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 2), (1, 1)])
+def test_max_pool_tiling_windows_match_readable(threads, dtype, kernel):
+    """stride = kernel on divisible sizes (the tiling path), with ties, and with a NaN (back to the grid)."""
+    with copy_threads(threads):
+        rng = np.random.default_rng(11)
+        for ties, nan in [(False, False), (True, False), (True, True)]:
+            shape = (3, 2, 2 * kernel[0] * 2, 3 * kernel[1])
+            x = rng.integers(-2, 3, shape).astype(dtype) if ties else rng.standard_normal(shape).astype(dtype)
+            if nan:
+                x[1, 1, 0, 0] = np.nan
+            y, cache = ops.max_pool2d_forward(x, kernel)
+            y_ref, cache_ref = reference(ops.max_pool2d_forward, x, kernel)
+            np.testing.assert_array_equal(y, y_ref)
+            np.testing.assert_array_equal(cache.switches, cache_ref.switches)
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            np.testing.assert_array_equal(ops.max_pool2d_backward(dy, cache), reference(ops.max_pool2d_backward, dy, cache_ref))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
