@@ -181,7 +181,8 @@ def _add_visualize_parser(sub):
     p.add_argument("run", help="run directory (runs/NAME) or a checkpoint .npz")
     p.add_argument("--what", default=None, help="comma-separated figures: filters, activations, topk, saliency, "
                    "occlusion, invariance, evolution, correspondence, clipping, class_models, inversion, tsne, "
-                   "probes, adversarial, sanity (default: all but clipping; see minicnn.visualize.GALLERY_ITEMS)")
+                   "probes, adversarial, sanity, or all (default: minicnn.visualize.DEFAULT_ITEMS, which leaves out the slow "
+                   "clipping, class_models, inversion, tsne and probes)")
     p.add_argument("--out", default=None, help="gallery directory (default RUN/gallery); replaced atomically")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
