@@ -135,7 +135,7 @@ def _write_results(out, results, history, options):
     last = history[-1] if history else {}
     lines = [
         f"minicnn run: {results['model']} on {results['data']}",
-        f"options: " + ", ".join(f"{k}={v}" for k, v in options.items() if v is not None),
+        "options: " + ", ".join(f"{k}={v}" for k, v in options.items() if v is not None),
         f"parameters: {results['parameters']:,}",
         f"epochs: {results['epochs']}  (best validation top-1 {100 * results['best_val_top1']:.2f}% "
         f"at epoch {results['best_epoch']})",

@@ -1,6 +1,5 @@
 """Convolution and linear ops: naive equality, gradients against central differences, exact properties."""
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
