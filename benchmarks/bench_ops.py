@@ -121,29 +121,45 @@ def median_time(fn, repeats, warmup=1):
     return statistics.median(times)
 
 
-# With more than one thread, a pause before each timed call of a pair: OpenBLAS's worker threads spin for up to
-# 2^28 cycles (~0.1 s) after a call and PyTorch's OpenMP threads for a while too, so without it one side would be
-# timed while the other side's idle threads still hold a core.
+# With more than one thread, a pause before each side of a pair: OpenBLAS's worker threads spin for up to 2^28
+# cycles (~0.1 s) after a call and PyTorch's OpenMP threads for a while too, so without it one side would be timed
+# while the other side's idle threads still hold a core.
 PAIR_PAUSE_S = 0.1
+# Each side is then timed in steady state, as training runs it: one untimed call (it wakes the thread pools,
+# which went to sleep during the pause, and brings the caches and the core back up to speed), then the mean of a
+# block of back-to-back calls lasting at least BLOCK_S (3 to 50 calls). ``--cold`` times the first call
+# after the pause instead (the protocol of the first benchmark runs): that measures waking idle threads and cores,
+# which on this shared virtual machine cost minicnn's Python threads (futex sleep) more than PyTorch's OpenMP
+# threads (which spin), e.g. 2-3 ms on the forward of a 3x3/2 max pool that runs in 3 ms back to back.
+BLOCK_S = 0.005
+COLD = False
+
+
+def _block_time(fn, calls):
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
 
 
 def paired_ratio(fn, ref, repeats):
-    """Median over repeats of time(fn) / time(ref), the two run alternately: a ratio that load drifting on a
-    shared machine moves far less than it moves either time."""
+    """Median over repeats of time(fn) / time(ref), the two sides timed alternately: a ratio that load drifting
+    on a shared machine moves far less than it moves either time."""
     from minicnn.ops import _parallel
     pause = PAIR_PAUSE_S if _parallel.get_num_threads() > 1 else 0.0
+    calls = [1, 1]
+    if not COLD:                                   # calls per block, from one warm call of each side
+        calls = [min(50, max(3, math.ceil(BLOCK_S / max(_block_time(f, 1), 1e-6)))) for f in (fn, ref)]
     fn(), ref()
     ratios = []
     for _ in range(repeats):
-        time.sleep(pause)
-        t0 = time.perf_counter()
-        fn()
-        t1 = time.perf_counter()
-        time.sleep(pause)
-        t2 = time.perf_counter()
-        ref()
-        t3 = time.perf_counter()
-        ratios.append((t1 - t0) / (t3 - t2))
+        times = []
+        for f, n in zip((fn, ref), calls):
+            time.sleep(pause)
+            if not COLD:
+                f()
+            times.append(_block_time(f, n))
+        ratios.append(times[0] / times[1])
     return statistics.median(ratios)
 
 
@@ -476,11 +492,15 @@ def build_parser():
                    help="any of conv,pool,lrn,train,memory (default: all)")
     p.add_argument("--only", default=None, help="run only the rows whose label contains this text")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is importable")
+    p.add_argument("--cold", action="store_true",
+                   help="ratios from the first call after a pause instead of back-to-back calls (see BLOCK_S)")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    global COLD
+    COLD = args.cold
     sections = set(args.sections.split(","))
     unknown = sections - {"conv", "pool", "lrn", "train", "memory"}
     if unknown:

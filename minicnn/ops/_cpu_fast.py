@@ -180,9 +180,15 @@ _CHUNK_BYTES = 8 << 20
 
 
 def _batches(N, bytes_per_image):
-    """Batch chunks of about _CHUNK_BYTES of columns each, at least one per copy thread when N allows."""
-    count = max(-(-N * bytes_per_image // _CHUNK_BYTES), get_num_threads())
-    count = min(N, -(-count // get_num_threads()) * get_num_threads())      # a multiple of the thread count
+    """Batch chunks of about _CHUNK_BYTES of columns each; a multiple of the copy threads when there are several.
+
+    A batch whose columns fit one chunk stays one chunk, run in the calling thread with the BLAS's own threads:
+    splitting a small convolution over Python threads made each thread's copies so short (a few us) that the two
+    threads spent their time handing the GIL back and forth (issue 7's 64x6x12x12 conv, 2 threads, fwd+bwd:
+    5.0 ms in two Python threads, 2.2 ms in one)."""
+    count = -(-N * bytes_per_image // _CHUNK_BYTES)
+    if count > 1:
+        count = min(N, -(-count // get_num_threads()) * get_num_threads())
     return [(N * i // count, N * (i + 1) // count) for i in range(count)]
 
 
@@ -209,7 +215,7 @@ def _unfold(x, grid, kh, kw):
         for t, (q, start) in enumerate(grid.runs):
             cols[c0:c1, t // kw, t % kw] = P[q][:, :, start:start + grid.L]
 
-    parallel_chunks(work, C, cols.size)
+    parallel_chunks(work, C, cols.size // (kh * kw))      # the size of one copy: each share makes kh*kw of them
     return cols.reshape(C * kh * kw, n * grid.L)
 
 
@@ -230,7 +236,7 @@ def _fold(dcols, grid, kh, kw, dx):
             G[q][:, start:start + grid.L] += dtaps[t, c0:c1].reshape((c1 - c0) * n, grid.L)
         grid.merge(G.reshape(len(grid.phases), c1 - c0, n, grid.Hq * grid.Wq), dxt[c0:c1])
 
-    parallel_chunks(work, C, dcols.size)
+    parallel_chunks(work, C, dcols.size // (kh * kw))
 
 
 def im2col_public(x, kernel, stride, pad):
