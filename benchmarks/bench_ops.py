@@ -422,15 +422,32 @@ def _arrays_in(obj, found):
     return found
 
 
-def measure_memory(batch=128):
-    """Peak traced memory of a zfnet_small training step vs the floor (weights, grads, momentum, caches, batch)."""
+def measure_memory(batch=128, threads=2):
+    """Peak traced memory of a zfnet_small training step vs the floor (weights, grads, momentum, caches, batch).
+
+    Measured in a fresh interpreter: scratch buffers and recycled arrays (ops/_parallel.py, ops/_recycle.py) that
+    earlier sections allocated would otherwise be invisible to tracemalloc."""
+    import json
+    import os
+    import subprocess
+    code = ("import json, os, sys; sys.path[:0] = [sys.argv[1], os.path.dirname(sys.argv[1])]; import bench_ops as b; "
+            "print(json.dumps(b._memory_of_a_step(int(sys.argv[2]), int(sys.argv[3]))))")
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", code, here, str(batch), str(threads)], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _memory_of_a_step(batch, threads):
+    from minicnn.ops import _parallel
+    _parallel.set_num_threads(threads)
     rng = np.random.default_rng(0)
     tracemalloc.start()
     net = zfnet_small(num_classes=10, input_shape=(3, 32, 32))
     x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     labels = rng.integers(0, 10, batch).astype(np.int64)
     step = MinicnnStep(net)
-    for _ in range(2):          # the second step replaces the first one's caches: the steady state
+    for _ in range(3):          # later steps replace the earlier caches and reuse recycled arrays: the steady state
         step(x, labels)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -547,8 +564,7 @@ def main(argv=None):
     print_rows(rows)
     summarise(rows)
     if "memory" in sections:
-        with num_threads(max(threads), None):
-            m = measure_memory(batch=shrink(128))
+        m = measure_memory(batch=shrink(128), threads=max(threads))
         print(f"zfnet_small training step, batch {m['batch']}: peak traced memory {m['peak'] / 2**20:.1f} MiB; "
               f"floor {m['floor'] / 2**20:.1f} MiB (weights+grads+momentum 3 x {m['params'] / 2**20:.2f} MiB, "
               f"cached activations {m['caches'] / 2**20:.1f} MiB, input batch); peak/floor {m['peak'] / m['floor']:.2f}")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from minicnn import ops
 from minicnn.gradcheck import conv_configs, distinct_values, pool_configs
-from minicnn.ops import _cpu_fast, _parallel
+from minicnn.ops import _cpu_fast, _parallel, _recycle
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
@@ -24,9 +24,11 @@ TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, ato
 @contextlib.contextmanager
 def copy_threads(n):
     """n copy threads, splitting even the smallest test arrays; with 2 threads the convolutions also run one
-    image per batch chunk (with 1, the whole small test batch is one chunk), so both paths are covered."""
+    image per batch chunk (with 1, the whole small test batch is one chunk), so both paths are covered. Output
+    arrays of every size are recycled (ops/_recycle.py), so a recycled array still in use would show."""
     old, old_min, old_chunk = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._CHUNK_BYTES
-    old_block = _cpu_fast._BLOCK
+    old_block, old_recycle_min = _cpu_fast._BLOCK, _recycle._MIN_BYTES
+    _recycle._MIN_BYTES = 1
     _parallel.set_num_threads(n)
     _parallel.MIN_ELEMENTS_PER_THREAD = 1
     _cpu_fast._CHUNK_BYTES = 1 if n == 2 else old_chunk
@@ -38,6 +40,7 @@ def copy_threads(n):
         _parallel.MIN_ELEMENTS_PER_THREAD = old_min
         _cpu_fast._CHUNK_BYTES = old_chunk
         _cpu_fast._BLOCK = old_block
+        _recycle._MIN_BYTES = old_recycle_min
 
 
 threads_param = pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "2threads"])

@@ -32,8 +32,10 @@ import contextlib
 import threading
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ._parallel import blas_single_threaded, get_num_threads, parallel_chunks, scratch
+from ._recycle import empty as fresh
 
 __all__ = ["use", "reference_paths", "im2col_public", "conv2d_forward", "conv2d_backward",
            "max_pool2d_forward", "max_pool2d_backward", "lrn_forward", "lrn_backward", "channel_window_sum"]
@@ -98,6 +100,7 @@ class _Grid:
         self.runs = [(qy * self.sx + qx, (ky // self.sy) * self.Wq + kx // self.sx)
                      for ky, kx in _taps(self.kh, self.kw) for qy, qx in [(ky % self.sy, kx % self.sx)]]
         self.tail = max(start for _, start in self.runs)
+        self.cols = None        # conv: the forward's column matrix, when small enough to keep for backward
 
     def _shared_pad_width(self):
         """Wq: the narrowest phase row in which every window still reads the right cells.
@@ -204,18 +207,31 @@ def _over_chunks(chunks, do_chunk, elements):
         parallel_chunks(lambda a, b: [do_chunk(*chunks[i]) for i in range(a, b)], len(chunks), elements)
 
 
-def _unfold(x, grid, kh, kw):
-    """im2col of x (n, C, H, W) on the grid: scratch (C*kh*kw, n*Wq*oh), one contiguous run per (c, tap, image)."""
+def _unfold(x, grid, kh, kw, keep=False):
+    """im2col of x (n, C, H, W) on the grid: (C*kh*kw, n*Wq*oh), one contiguous run per (c, tap, image).
+
+    In scratch, or a fresh array with ``keep`` (when backward reuses it). All the taps that read one stride phase
+    are one strided view of that phase -- tap (ky, kx) starts (ky//sy)*Wq + kx//sx cells in, so the taps of a
+    phase differ by fixed strides -- and one copy each: 1 copy instead of kh*kw for a stride-1 convolution."""
     n, C = x.shape[:2]
-    cols = _temp("conv_cols", (C, kh, kw, n, grid.L), x.dtype)
+    shape = (C, kh, kw, n, grid.L)
+    cols = fresh(shape, x.dtype) if keep else _temp("conv_cols", shape, x.dtype)
     xt = x.transpose(1, 0, 2, 3)                       # (C, n, H, W) view: the column matrix's axis order
+    sy, sx = grid.sy, grid.sx
 
     def work(c0, c1):
         P = grid.split(xt[c0:c1], 0, "im2col_phases")
-        for t, (q, start) in enumerate(grid.runs):
-            cols[c0:c1, t // kw, t % kw] = P[q][:, :, start:start + grid.L]
+        for q, (qy, qx) in enumerate(grid.phases):
+            taps = (len(range(qy, kh, sy)), len(range(qx, kw, sx)))
+            if 0 in taps:
+                continue
+            Pq = P[q]                                  # (c1 - c0, n, Hq*Wq)
+            item = Pq.itemsize
+            view = as_strided(Pq, shape=(c1 - c0,) + taps + (n, grid.L),
+                              strides=(Pq.strides[0], grid.Wq * item, item, Pq.strides[1], item), writeable=False)
+            cols[c0:c1, qy::sy, qx::sx] = view
 
-    parallel_chunks(work, C, cols.size // (kh * kw))      # the size of one copy: each share makes kh*kw of them
+    parallel_chunks(work, C, cols.size // (kh * kw))      # the size of one tap's copy
     return cols.reshape(C * kh * kw, n * grid.L)
 
 
@@ -256,11 +272,14 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow):
     F, _, kh, kw = W.shape
     grid = _Grid(x.shape, (kh, kw), stride, pad, (oh, ow))
     W2 = W.reshape(F, -1)
-    y = np.empty((N, F, oh, ow), dtype=x.dtype)
+    y = fresh((N, F, oh, ow), x.dtype)
     bias = None if b is None else b.reshape(F, 1, 1, 1)
+    chunks = _batches(N, W2.shape[1] * grid.L * x.itemsize)
+    keep = len(chunks) == 1        # columns of at most one chunk (8 MB) are kept for backward: no second im2col
 
     def chunk(n0, n1):
-        cols = _unfold(x[n0:n1], grid, kh, kw)
+        cols = _unfold(x[n0:n1], grid, kh, kw, keep)
+        grid.cols = cols if keep else None
         rows = _temp("conv_fwd_rows", (F, cols.shape[1]), x.dtype)
         np.matmul(W2, cols, out=rows)                                           # the GEMM
         rows4 = rows.reshape(F, n1 - n0, oh, grid.Wq)
@@ -272,7 +291,7 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow):
 
         parallel_chunks(to_nchw, n1 - n0, rows.size)
 
-    _over_chunks(_batches(N, W2.shape[1] * grid.L * x.itemsize), chunk, F * N * grid.L)
+    _over_chunks(chunks, chunk, F * N * grid.L)
     return y, grid
 
 
@@ -286,7 +305,7 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
     W2 = W.reshape(F, -1)
     K = W2.shape[1]
     W2t = W.transpose(0, 2, 3, 1).reshape(F, K) if need_dx else None   # rows (ky, kx, c): tap-major dcols
-    dx = np.empty(x.shape, dtype=dy.dtype) if need_dx else None
+    dx = fresh(x.shape, dy.dtype) if need_dx else None
     db = dy.sum(axis=(0, 2, 3)) if param_grads else None
     dW_parts = {}                                      # one partial dW per thread, summed at the end
 
@@ -300,7 +319,7 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
         parallel_chunks(widen, F, rows.size)
         rows2 = rows.reshape(F, -1)
         if param_grads:
-            cols = _unfold(x[n0:n1], grid, kh, kw)
+            cols = grid.cols if grid.cols is not None else _unfold(x[n0:n1], grid, kh, kw)
             part = dW_parts.get(threading.get_ident())
             if part is None:
                 dW_parts[threading.get_ident()] = rows2 @ cols.T
@@ -369,8 +388,8 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
     grid = _Grid(x.shape, kernel, stride, pad, out)
     sdt = _switch_dtype(kernel)
     x3 = x.reshape(N * C, H, W)
-    y = np.empty((N, C) + tuple(out), dtype=x.dtype)
-    switches = np.empty((N, C) + tuple(out), dtype=np.int32)
+    y = fresh((N, C) + tuple(out), x.dtype)
+    switches = fresh((N, C) + tuple(out), np.int32)
     y3, s3 = y.reshape((N * C,) + tuple(out)), switches.reshape((N * C,) + tuple(out))
 
     def work(r0, r1):
@@ -414,8 +433,8 @@ def _max_pool_tiles(x, kernel, out):
     N, C = x.shape[:2]
     sdt = _switch_dtype(kernel)
     x5 = x.reshape(N * C, oh, kh, ow, kw)
-    y = np.empty((N, C, oh, ow), dtype=x.dtype)
-    switches = np.empty((N, C, oh, ow), dtype=np.int32)
+    y = fresh((N, C, oh, ow), x.dtype)
+    switches = fresh((N, C, oh, ow), np.int32)
     y3, s3 = y.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
 
     def work(r0, r1):
@@ -458,7 +477,7 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
     oh, ow = dy.shape[2:]
     HW, dump = H * W, N * C * H * W
-    flat = np.empty(dump + 1, dtype=dy.dtype)          # + the dump cell
+    flat = fresh((dump + 1,), dy.dtype)                # + the dump cell
     dy3, s3 = dy.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
     plane = ((np.arange(oh) * sy - ph) * W)[:, None] + (np.arange(ow) * sx - pw)    # window origins, (oh, ow)
     oy_edge = [o for o in range(oh) if o * sy - ph < 0 or o * sy - ph + kh > H]
@@ -520,7 +539,7 @@ def _neg_power(d, beta, out):
 
 def lrn_forward(x, n, k, alpha, beta):
     """(y, d, scale) with d = k + alpha * window_sum(x^2), scale = d^-beta, y = x * scale."""
-    y, d, scale = (np.empty_like(x) for _ in range(3))
+    y, d, scale = (fresh(x.shape, x.dtype) for _ in range(3))
 
     def work(n0, n1):
         xs, ds = x[n0:n1], d[n0:n1]
@@ -538,7 +557,7 @@ def lrn_forward(x, n, k, alpha, beta):
 
 def lrn_backward(dy, x, y, d, scale, n, alpha, beta):
     """dx = dy * scale - 2 alpha beta x * window_sum(dy * y / d)."""
-    dx = np.empty_like(dy)
+    dx = fresh(dy.shape, dy.dtype)
 
     def work(n0, n1):
         t = _temp("lrn_t", dy[n0:n1].shape, dy.dtype)
@@ -572,7 +591,7 @@ def use_relu_forward(x):
 
 def relu_forward(x):
     """max(x, 0) as ``np.maximum(x, 0)`` (NaN propagates), split over the copy threads."""
-    y = np.empty(x.shape, dtype=x.dtype)
+    y = fresh(x.shape, x.dtype)
     xf, yf = x.reshape(-1), y.reshape(-1)
 
     def work(a, b):
@@ -592,7 +611,7 @@ def relu_backward(dy, x, rule):
     (a closed gate gives +0.0, as where does), unlike ``dy * gate``. In blocks of ``_BLOCK`` elements."""
     ints = _SAME_SIZE_INT[dy.itemsize]
     dyf, xf = dy.reshape(-1), x.reshape(-1)
-    out = np.empty(dy.shape, dtype=dy.dtype)
+    out = fresh(dy.shape, dy.dtype)
     outf = out.reshape(-1).view(ints)
 
     def work(a, b):

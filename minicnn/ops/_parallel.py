@@ -7,7 +7,8 @@ each copy half of an array run on two cores. BLAS already uses every core for th
 Why scratch buffers: a fresh large array is fresh pages, and the first touch of every 4 KiB page is a page fault
 (0.3-2 us here). A temporary that never leaves an op (the column gradient of conv backward, for example) can
 live in one buffer reused from call to call. Only temporaries go there: an array an op returns, or keeps in a
-cache, is always a fresh array, so nothing the caller holds is ever overwritten by the next call.
+cache, is always a new array (ops/_recycle.py may give it the memory of an earlier output, but only one that
+nothing refers to any more), so nothing the caller holds is ever overwritten by the next call.
 """
 from __future__ import annotations
 
