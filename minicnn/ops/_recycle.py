@@ -22,28 +22,29 @@ import numpy as np
 
 __all__ = ["empty", "recycling", "release", "pool_stats"]
 
-_MIN_BYTES = 1 << 20           # smaller arrays come from glibc's free lists at no page-fault cost
+_MIN_BYTES = 128 << 10         # glibc serves smaller blocks from its heap; larger ones are mmap'ed or trimmed
 _MAX_FREE_BYTES = 128 << 20    # memory held by arrays nobody uses any more, at most
 _MAX_ENTRIES = 256             # arrays tracked; the oldest are forgotten (never reused) beyond this
-_pool = []                     # 1-D uint8 base arrays, least recently handed out first
+_pool = {}                     # nbytes -> 1-D uint8 base arrays of that size, least recently handed out first
+_order = []                    # every tracked array's nbytes, least recently handed out first (for trimming)
 _lock = threading.Lock()
 _enabled = True
 
 
-def _refs(pool, i):
-    """sys.getrefcount of pool[i], taken the same way everywhere (no other local name bound to it)."""
-    return sys.getrefcount(pool[i])
+def _refs(arrays, i):
+    """sys.getrefcount of arrays[i], taken the same way everywhere (no other local name bound to it)."""
+    return sys.getrefcount(arrays[i])
 
 
 def _free_refcount():
     """What ``_refs`` reads for an array that only the pool holds; None where reference counts do not behave
     as this module needs (a view must count), and recycling then stays off."""
-    pool = [np.empty(8, dtype=np.uint8)]
-    free = _refs(pool, 0)
-    view = pool[0][2:]
-    held = _refs(pool, 0)
+    arrays = [np.empty(8, dtype=np.uint8)]
+    free = _refs(arrays, 0)
+    view = arrays[0][2:]
+    held = _refs(arrays, 0)
     del view
-    return free if held == free + 1 and _refs(pool, 0) == free else None
+    return free if held == free + 1 and _refs(arrays, 0) == free else None
 
 
 _FREE_REFS = _free_refcount()
@@ -56,35 +57,40 @@ def empty(shape, dtype):
     if not _enabled or _FREE_REFS is None or nbytes < _MIN_BYTES:
         return np.empty(shape, dtype=dtype)
     with _lock:
-        for i in range(len(_pool)):
-            if _pool[i].nbytes == nbytes and _refs(_pool, i) == _FREE_REFS:
-                _pool.append(_pool.pop(i))             # most recently handed out last
-                break
+        same = _pool.setdefault(nbytes, [])
+        free = next((i for i in range(len(same)) if _refs(same, i) == _FREE_REFS), None)
+        if free is None:
+            same.append(np.empty(nbytes, dtype=np.uint8))
         else:
-            _pool.append(np.empty(nbytes, dtype=np.uint8))
-            _trim()
-        return _pool[-1].view(dtype).reshape(shape)
+            same.append(same.pop(free))                # most recently handed out last
+            _order.remove(nbytes)
+        _order.append(nbytes)
+        if free is None:
+            _trim()                                    # only a new array can take the pool over its bounds
+        return same[-1].view(dtype).reshape(shape)
 
 
 def _trim():
     """Forget the least recently handed-out arrays beyond the bounds (a forgotten array is freed as usual, or
     stays with whoever holds it). The newest entry, about to be handed out, is never forgotten."""
-    free = sum(_pool[i].nbytes for i in range(len(_pool)) if _refs(_pool, i) == _FREE_REFS)
-    i = 0
-    while i < len(_pool) - 1 and (free > _MAX_FREE_BYTES or len(_pool) > _MAX_ENTRIES):
-        if _refs(_pool, i) == _FREE_REFS:
-            free -= _pool[i].nbytes
-            del _pool[i]
-        elif len(_pool) > _MAX_ENTRIES:
-            del _pool[i]
-        else:
-            i += 1
+    free = sum(n for n, same in _pool.items() for i in range(len(same)) if _refs(same, i) == _FREE_REFS)
+    for nbytes in list(_order[:-1]):
+        if free <= _MAX_FREE_BYTES and len(_order) <= _MAX_ENTRIES:
+            break
+        same = _pool[nbytes]
+        if _refs(same, 0) == _FREE_REFS:               # the oldest array of this size
+            free -= nbytes
+        elif len(_order) <= _MAX_ENTRIES:
+            continue                                   # in use, and not over the count: keep tracking it
+        del same[0]
+        _order.remove(nbytes)
 
 
 def release():
     """Forget every array: free ones go back to the allocator, those in use stay with whoever holds them."""
     with _lock:
         _pool.clear()
+        _order.clear()
 
 
 @contextlib.contextmanager
@@ -103,5 +109,5 @@ def recycling(enabled=True):
 def pool_stats():
     """(arrays tracked, bytes tracked, bytes of arrays nobody else holds): for tests and benchmarks."""
     with _lock:
-        sizes = [(_pool[i].nbytes, _refs(_pool, i) == _FREE_REFS) for i in range(len(_pool))]
+        sizes = [(n, _refs(same, i) == _FREE_REFS) for n, same in _pool.items() for i in range(len(same))]
     return len(sizes), sum(n for n, _ in sizes), sum(n for n, free in sizes if free)
