@@ -2,7 +2,7 @@
 # # 04 · Training a ZF network, with and without feature-scale clipping
 #
 # **What this notebook teaches.** The training recipe of Zeiler & Fergus (2014) on a network of their shape,
-# small enough for a CPU: per-pixel mean subtraction, random crops, SGD with momentum and weight decay, and
+# small enough for a CPU: per-pixel mean subtraction, random crops, SGD with momentum (plus weight decay), and
 # *feature-scale clipping* (every convolutional filter whose RMS exceeds a radius is rescaled back to it). We train
 # two copies of `zfnet_small` from the same initial weights on the same batches, one with clipping and one without,
 # and compare their learning curves, their first-layer filters and how the filters' scales evolve.
@@ -57,8 +57,9 @@ plt.tight_layout(); plt.show()
 # ## 2. The network and the recipe
 #
 # `zfnet_small` keeps ZF's pattern (conv–ReLU–pool–LRN twice, three 3x3 convolutions, pool, two fully connected
-# layers) at a width a CPU can train. For every parameter $W$ with mini-batch gradient $g$, SGD with momentum
-# $\mu$, learning rate $\eta$ and weight decay $\lambda$ updates
+# layers, then the classifier) at a width a CPU can train. For every parameter $W$ with mini-batch gradient $g$,
+# SGD with momentum $\mu$, learning rate $\eta$ and weight decay $\lambda$ updates (biases are not decayed:
+# $\lambda = 0$ for them)
 #
 # $$v \leftarrow \mu v - \eta\,(g + \lambda W), \qquad W \leftarrow W + v ,$$
 #
@@ -70,13 +71,13 @@ plt.tight_layout(); plt.show()
 #
 # | setting | ZF (ImageNet, 70 epochs) | here (digits, a few epochs) |
 # |---|---|---|
-# | momentum, weight decay | 0.9, 5e-4 | 0.9, 5e-4 |
+# | momentum, weight decay | 0.9, not stated (AlexNet used 5e-4) | 0.9, 5e-4 |
 # | learning rate | 1e-2 | 5e-2 (few epochs to spend) |
 # | batch size | 128 | 32 (1,259 training images) |
 # | clipping radius | 0.1 | 0.1 |
 # | dropout in fc6, fc7 | 0.5 | off: our fc layers have only 8·width units, and dropout 0.5 kept them at chance for the epochs we can afford |
 # | augmentation | crops and flips | crops of ±1 pixel (no flips: a mirrored digit is another symbol) |
-# | initial weights | Gaussian, std 1e-2 | He (std $\sqrt{2/\text{fan-in}}$): std 1e-2 needs far more epochs to leave the start |
+# | initial weights | "$10^{-2}$" (read as a Gaussian with std 1e-2), biases 0 | He (std $\sqrt{2/\text{fan-in}}$): std 1e-2 needs far more epochs to leave the start |
 
 # %%
 net = zfnet_small(num_classes=splits.num_classes, input_shape=splits.input_shape, width=WIDTH, dropout=0.0, seed=0)
@@ -145,9 +146,11 @@ assert clipped["history"][-1]["train_loss"] < clipped["history"][0]["train_loss"
 #
 # Left: the 5x5 conv1 filters of both networks, each panel on one common grey scale (grey = 0), so a filter
 # that is larger than the others stands out. Right: the RMS of each filter, epoch by epoch. He initialisation
-# starts conv1 at RMS $\approx\sqrt{2/25} = 0.28$. With clipping, the first update puts every filter on the sphere
-# of radius 0.1 and the constraint holds from then on: the filters can only change *direction*. Without it, the
-# scales are free: they spread and drift with the updates and weight decay.
+# starts conv1 at RMS $\approx\sqrt{2/25} = 0.28$ (fan-in $1 \cdot 5 \cdot 5$). With clipping, the first update
+# puts every filter on the sphere of radius 0.1, and from then on no filter can leave that ball; in practice they
+# stay on its surface (an update can leave one briefly just inside), so in effect only their *direction* changes.
+# Without it, the scales are free: in this run they all grow well past the radius, and apart from each
+# other.
 
 # %%
 fig = plt.figure(figsize=(13, 4.6))
@@ -200,9 +203,10 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # **Summary.** Mean subtraction, SGD with momentum and weight decay, and crops train a ZF-shaped network on a CPU
 # in seconds. Feature-scale clipping keeps every conv filter's RMS at or below the radius: after the first step the
-# filters of the clipped network all lie on the 0.1 sphere, while those of the free network keep their own scales.
-# ZF introduced it because, on ImageNet and over 70 epochs, a few unconstrained first-layer filters grew until they
-# dominated (their Fig. 6). In a run this short, the effect to look for is the spread of the scales, not a
-# dramatic failure. (With this seed the free network's validation accuracy also swings more from epoch to epoch,
-# with a sharp drop at the last one, and its larger first-layer filters feed larger activations to the layers
-# above; one seed and ten epochs make that a hint, not a result.) Next: notebook 05 projects what the trained layers respond to.
+# filters of the clipped network lie on (or just inside) the 0.1 sphere, while those of the free network grow and
+# each take their own scale. ZF introduced it because, on ImageNet, a few unconstrained first-layer filters came to
+# dominate (their Fig. 6a); they note it matters most in the first layer, whose input pixels span roughly
+# [-128, 128]. In a run this short, the effect to look for is the growth and spread of the scales, not a filter
+# taking over. (In the run printed above the free network's validation accuracy also swings more from epoch to
+# epoch, and its larger first-layer filters feed larger activations to the layers above; one seed and a few
+# epochs make that a hint, not a result.) Next: notebook 05 projects what the trained layers respond to.

@@ -56,7 +56,8 @@ print(f"scale {SCALE}: {IMAGE}x{IMAGE} digits, width {WIDTH}, {EPOCHS} epochs")
 # \text{guided: } r\cdot[z>0]\cdot[r>0] .$$
 #
 # So the deconvnet projection of a unit *is* the input gradient of that unit, computed with the `"deconvnet"`
-# rule in every ReLU (and, as in the paper, LRN passed as the identity). With `rule="backprop"` it is the ordinary
+# rule in every ReLU (and LRN passed as the identity: the paper's deconvnet has no step that undoes the
+# normalization). With `rule="backprop"` it is the ordinary
 # gradient $\partial a / \partial x$ (Simonyan's saliency, before the absolute value); with `"guided"` it is
 # guided backpropagation. `minicnn.visualize` calls `net.forward` and `net.backward(dy, rule=...)`; it has no
 # backward of its own.
@@ -64,7 +65,8 @@ print(f"scale {SCALE}: {IMAGE}x{IMAGE} digits, width {WIDTH}, {EPOCHS} epochs")
 # ## 2. A network to look at
 #
 # `zfnet_small` on 24x24 digits with the recipe of notebook 04 (clipping radius 0.1, momentum, weight decay, crops),
-# the learning rate divided by 10 for the last quarter. A `FeatureEvolution` callback records, at a few epochs, the
+# here at learning rate 0.02, divided by 10 for the last quarter of the epochs. A `FeatureEvolution` callback
+# records, at a few epochs, the
 # deconvnet projection of the strongest activation of four maps per layer over a fixed probe set of validation
 # images (epoch 0, the random initial network, is recorded by hand before training).
 
@@ -141,8 +143,9 @@ plt.tight_layout(); plt.show()
 # ## 4. Top-9 activations per feature map (ZF Fig. 2)
 #
 # For each feature map: over the whole validation set, the nine images in which the map's maximum is largest
-# (at most one unit per image). Left of each pair, the deconvnet projection of that unit, cropped to its receptive
-# field; right, the image patch under the receptive field (mean added back). Projections are drawn about grey
+# (at most one unit per image). In each map's left 3x3 block, the deconvnet projection of that unit, cropped to its
+# receptive field; in the right block, the image patch under the receptive field (mean added back), in the same
+# order. Projections are drawn about grey
 # (lighter = positive). `select=4` keeps the four maps with the largest mean top-9 activation, so dead maps do not
 # fill the figure. The receptive field grows with depth (7, 19 and 27 pixels here): at `relu3` it is larger than
 # the 24x24 image, and the white border of the patches is outside the image.
@@ -227,19 +230,21 @@ print("cosine(guided, deconvnet) per image:", np.round(cosine(maps["guided backp
 print("cosine(guided, gradient)  per image:", np.round(cosine(maps["guided backprop"], maps["gradient (signed)"]), 2))
 
 # %% [markdown]
-# Guided backprop and the deconvnet started from the class score are nearly the same picture here (cosine 0.96–0.99
-# above), while the plain gradient differs from both (about 0.5–0.6). Where a max pool sits on a ReLU (relu1, relu2,
-# relu5), the signal coming down reaches only the switch positions, the windows' winners, which are almost always
-# positive, so the forward mask that guided backprop adds rarely removes anything there; the rules can differ only
-# at relu3, relu4 and the fc ReLUs. The gradient keeps negative signals coming down and is the noisiest; saliency,
-# its magnitude, spreads over and around the strokes.
+# Guided backprop and the deconvnet started from the class score are nearly the same picture here (cosines close
+# to 1 above), while the plain gradient differs from both (cosines around one half). Why so close? Where a max pool
+# sits on a ReLU (relu1, relu2, relu5), the signal coming down reaches only the switch positions, the windows'
+# winners, whose forward input is positive unless the whole window was zero after the ReLU; so the forward mask
+# that guided backprop adds rarely removes anything there, and the two rules differ mostly at relu3, relu4 and the
+# fc ReLUs. The gradient keeps negative signals coming down and is the noisiest; saliency, its magnitude, spreads
+# over much of the image, not only the strokes.
 #
 # **Summary.** Sections 1 and 3: the deconvnet projection is the network's backward pass with one rule changed
 # (unpooling *is* max-pool backward with the switches, the transposed filters *are* conv backward), and the cell in
 # section 3 reproduced `project` from `forward(until=...)` and `backward(start=...)` exactly, with nothing outside
 # the unit's receptive field. Section 4 is ZF Fig. 2 on digits: small strokes and edges in layer 1, stroke parts
-# and curves in layer 2 (one map already fires only on zeros), larger digit parts in layer 3, whose top-9 images
-# are, for three of the four maps shown, mostly one or two digits. Section 5 is ZF Fig. 4: the lower the layer, the less its
-# projections change from one recording to the next, and pool1 and pool2 change less and less; relu3 is still
-# changing at the last epochs, as ZF's upper layers were. Section 6 contrasts the rules started from a class score.
+# and curves in layer 2 (in this run one map already fires only on zeros), larger digit parts in layer 3, whose
+# top-9 images are, for most of the maps shown, mostly one or two digits. Section 5 is ZF Fig. 4: on the whole, the
+# lower the layer, the less its projections change from one recording to the next, and pool1 and pool2 change less
+# and less even though the recordings grow further apart (epochs 1, 2, 4, 8, ...); relu3 is still changing at the
+# last epochs, as ZF's upper layers were. Section 6 contrasts the rules started from a class score.
 # Next: notebook 06 (occlusion, invariance, correspondence).

@@ -17,7 +17,7 @@
 # `minicnn.data.load_dataset("digits")` and `load_dataset("faces")` with `FACE_PARTS`. Both data sets ship with
 # scikit-learn / scikit-image: nothing is downloaded.
 #
-# **Scale.** `MINICNN_NB_SCALE` (default 1: two small networks trained here in a few seconds each, about half a
+# **Scale.** `MINICNN_NB_SCALE` (default 1: two small networks trained here in a few seconds each, well under a
 # minute in all). Larger values train longer and use more images in every analysis.
 
 # %%
@@ -68,7 +68,8 @@ print(f"scale {SCALE}: digits {DIGIT_EPOCHS} epochs, faces {FACE_EPOCHS} epochs,
 #   background patches; classes "face" / "non-face") for the correspondence analysis, which needs aligned
 #   images with parts at known places, and for a second occlusion figure.
 #
-# Faces has only 140 training images, so its validation and test accuracies (30 images each) move in steps of 3%.
+# Faces has only 140 training images, so its validation and test accuracies (30 images each) move in steps of
+# about 3% (one image in 30).
 
 # %%
 def train(splits, epochs, lr, batch_size, crop_pad, hflip):
@@ -128,11 +129,12 @@ digit_occ = occlusion_figure(digit_net, digits, digit_picks, size=4)
 # %% [markdown]
 # How to read it (each panel has its own colour scale: read the colour bars): in (d), dark blue is where the
 # square destroys the evidence for the true digit. It lies *on the strokes* that tell the digit from the others
-# (the loop of the 2, the bar and the stem of the 7); a square over a blank corner does nothing, since there the
-# image already equals the mean. Panel (e) names what the network sees instead: the 7 with a covered bar becomes
-# a 9, a 4 or a 1. The 4 is so confident that no 4x4 square moves $p(4)$ below 0.98. Panel (b) goes dark where the
-# square covers the place that (c) projects to: the feature map responds to that part of the image, not to the
-# image as a whole, and for the 2 and the 7 that is also where (d) drops.
+# (the upper curve of the 2, the bar and the stem of the 7); a square over a blank corner does nothing, since
+# there the image already equals the mean. Panel (e) names what the network sees instead: depending on which part
+# of the 7 is covered, it becomes a 9, a 4 or a 1, and the 2 with its upper curve covered becomes a 5. The 4 is so
+# confident that no 4x4 square moves $p(4)$ by more than a few hundredths (see its lowest value printed under the
+# figure). Panel (b) goes dark where the square covers the place that (c) projects to: the feature map responds to
+# that part of the image, not to the image as a whole, and for the 2 and the 7 that is also where (d) drops.
 #
 # **Faces**, a 6x6 square (about the size of an eye) on three test faces. The network only separates "face" from
 # "non-face", so (e) has two colours at most:
@@ -144,16 +146,18 @@ face_occ = occlusion_figure(face_net, faces, face_picks, size=6)
 # %% [markdown]
 # ZF found that their ImageNet network's probability dropped when the *object* was covered (the dog's face, the
 # wheel), not its context. Our face/non-face network does not behave like that: covering an eye or the nose
-# changes $p(\text{face})$ by a few hundredths at most, sometimes *upwards* (red), and the only squares that hurt
-# are near the top edge of the frame (forehead, hairline, the bright background corner of the first face). The
+# changes $p(\text{face})$ by a few hundredths at most, sometimes *upwards* (above the unoccluded value printed
+# under the figure), and the only squares that hurt are near the top edge of the frame (forehead, hairline, the
+# bright background corner of the first face). The
 # decision rests on broad structure spread over the whole 25x25 frame, so no single 6x6 square can remove it;
 # the deconvnet projections (c) are accordingly diffuse. With 140 training images and two classes, nothing forced
 # the network to look for eyes.
 #
 # ### Check: occlusion is nothing but forward passes on occluded copies
 #
-# Two properties that hold up to float32 rounding: a square of size 0 occludes nothing, so every cell of every grid equals the unoccluded
-# image's value; and any cell of a grid equals a forward pass of an image we occlude by hand.
+# Two properties that hold up to float32 rounding: a square of size 0 occludes nothing, so every cell of every
+# grid equals the unoccluded image's value; and any cell of a grid equals a forward pass of an image we occlude by
+# hand.
 
 # %%
 from minicnn.visualize.occlusion import occlusion_squares
@@ -212,11 +216,12 @@ assert np.allclose(rot.probability[:, 0], rot.probability[:, -1], atol=1e-4)   #
 # %% [markdown]
 # What the curves show, and how they compare with ZF's. The layer-1 distance is V-shaped: it grows linearly
 # with the shift and with the change of scale from the first pixel on, because a first-layer map is a filtered
-# copy of the image and moves with it. The relu7 curves are flatter near the identity (a one-pixel shift or a
+# copy of the image and moves with it. The relu7 curves are flatter near the identity (the smallest shift or a
 # 10% zoom barely moves them) and grow faster only further out, ZF's observation in small; on a 16x16 digit a
-# 4-pixel shift moves the strokes by a quarter of the image, more than two small pooling stages absorb, so relu7
-# is far less invariant than ZF's layer 7 on 224x224 images. The output tolerates shifts of about two pixels and
-# zooms of 0.7–1.4, then drops, and it is **not invariant to rotation**, as in ZF, except where a digit is
+# 4-pixel shift moves the strokes by a quarter of the image, more than the network's three 3x3 pooling stages
+# absorb, so relu7 is much less flat than ZF's layer 7 on 224x224 images. The output tolerates shifts of a pixel
+# or two (more for some digits) and most of the scale range, with only the strongest shrinking hurting it; it is
+# **not invariant to rotation**, as in ZF, except where a digit is
 # symmetric under it: the 0, the 1 and (partly) the 8 come back near 180°, while the 6 does not, because a 6
 # turned by 180° is a 9.
 #
@@ -235,7 +240,8 @@ assert np.allclose(rot.probability[:, 0], rot.probability[:, -1], atol=1e-4)   #
 # $D$ and of pairs, so the score is the mean fraction of outputs whose change differs in sign (0..1) and layers of
 # different sizes can share one axis.
 #
-# The boxes are `minicnn.data.FACE_PARTS`, placed on the mean of the 100 faces (rows, columns, half-open):
+# The boxes are `minicnn.data.FACE_PARTS`, placed on the mean of the 100 faces as (row0, row1, col0, col1),
+# half-open; "left" and "right" are as seen in the image, so `left_eye` is the person's right eye:
 
 # %%
 print({k: v for k, v in FACE_PARTS.items()})
@@ -250,9 +256,10 @@ fig.set_size_inches(11, 3.4); fig.tight_layout()                   # room for th
 show(fig)
 
 # %% [markdown]
-# **What these numbers show, honestly.** ZF's Table 1 (a 7-layer network trained on 1.3 million ImageNet images)
-# found eyes and nose *below* random at layer 5, and no difference at layer 7, where the units encode the breed
-# rather than the part. Our setting is far from theirs: 140 training images, one question (face or not), 25x25
+# **What these numbers show, honestly.** ZF's Table 1 (their 8-layer network trained on 1.3 million ImageNet
+# images, five dog faces) found eyes and nose *below* random at layer 5, and scores much closer to random at
+# layer 7, perhaps, they suggest, because the upper layers discriminate between breeds rather than parts. Our
+# setting is far from theirs: 140 training images, one question (face or not), 25x25
 # pixels, a network of 29 thousand parameters. Read the table with that in mind:
 #
 # * The differences between a part and a random box of the same size are of the order of the spread over pairs
@@ -260,11 +267,12 @@ show(fig)
 #   little above at relu3, but none of this is a reliable effect at this size; with $N$ faces the pairs are not
 #   independent either, so the ± understates the uncertainty of the mean.
 # * A small score can also mean *little change*: an output that no occlusion moves (a ReLU unit that stays at 0)
-#   has sign 0 in every face and counts as agreement. That is why relu5 scores lowest for every row: most of its
-#   units do not move at all. Boxes on the low-contrast border of the face change fewer units than boxes on the
-#   eyes, so "random" and "part" rows can differ for that reason, not because the network has learnt parts.
-# * relu7 has only 64 units, so a few flipped signs move the score a lot: its spread over pairs is ±0.1, as large
-#   as the differences we would hope to see.
+#   has sign 0 in every face and counts as agreement. That is the likely reason relu5 scores lowest in every row:
+#   many of its units do not move at all. Boxes on the low-contrast border of the face can change fewer units
+#   than boxes on the eyes, so "random" and "part" rows can differ for that reason, not because the network has
+#   learnt parts.
+# * relu7 has only 64 units, so a few flipped signs move the score a lot: its spread over pairs (about ±0.1) is
+#   as large as the differences we would hope to see.
 #
 # The code is the same one a large network would run on, and it reproduces the paper's *protocol*; reproducing its
 # *finding* needs a network that has had a reason to learn eyes as eyes, i.e. far more data than ships here.

@@ -15,7 +15,7 @@
 # For the GPU: an NVIDIA GPU and CuPy (`pip install cupy-cuda12x`); the hand-written kernels in
 # `minicnn/kernels/*.cu` are compiled on first use.
 #
-# **Scale.** `MINICNN_NB_SCALE` (default 1: 16x16 digits, a few epochs, about 15 s on a 2-core CPU). Larger values
+# **Scale.** `MINICNN_NB_SCALE` (default 1: 16x16 digits, a few epochs, 10–15 s on a 2-core CPU). Larger values
 # train longer and time larger batches.
 
 # %%
@@ -61,9 +61,10 @@ print(f"scale {SCALE}: device {DEVICE!r}, {EPOCHS} epochs, timing batches of {BA
 #
 # `backend.to_device(x, "gpu")` copies a NumPy array into GPU memory (a CuPy array); `to_device(x, "cpu")` and
 # `to_numpy(x)` copy it back. `net.to("gpu")` moves every parameter of every layer. After that, a forward pass on a
-# GPU array runs every op on the GPU: `conv2d_forward` calls `xp.matmul` (cuBLAS) on its im2col matrix, pooling,
-# LRN and the ReLU rules launch the kernels in `minicnn/kernels/`. Mixing devices is an error, not a silent copy:
-# the data must live where the parameters live.
+# GPU array runs every op on the GPU: `conv2d_forward` builds its im2col matrix with a kernel and multiplies it
+# with `@` (a cuBLAS GEMM on a CuPy array); pooling, LRN and the ReLU rules launch the kernels in
+# `minicnn/kernels/`. Mixing devices is an error (CuPy refuses to combine its arrays with NumPy's), not a silent
+# copy: the data must live where the parameters live.
 #
 # The check below is the contract of a fallback: on a machine without a GPU, asking for one raises an error that
 # says why, and the CPU path is what runs.
@@ -126,7 +127,8 @@ assert test["top1"] > 0.5 and history[-1]["train_loss"] < history[0]["train_loss
 #
 # `project` (notebook 05) runs the network's own backward with the deconvnet ReLU rule; it works on whichever
 # device holds the network and returns a NumPy array. For six test digits we keep the strongest unit of the
-# strongest `conv5` map and project it to pixels. On a GPU we also project with a CPU copy of the same weights:
+# `relu5` map (the rectified conv5 output) with the largest total activation, and project it to pixels. On a GPU
+# we also project with a CPU copy of the same weights:
 # the two must agree to float32 rounding (cuBLAS sums in another order than NumPy's BLAS).
 
 # %%
@@ -165,14 +167,15 @@ plt.tight_layout(); plt.show()
 # `Device.synchronize()`):
 #
 # * **conv forward + backward**: `ops.conv2d_forward` and `ops.conv2d_backward` on a batch of 16-channel 16x16
-#   maps with 32 3x3 filters (the shape of a middle layer);
+#   maps with 32 3x3 filters (a small middle-layer convolution);
 # * **training epoch**: one epoch of section 2 (1,259 images, batch 32, plus validation), from the training
 #   history (the median over the epochs after the first, so the warm-up is not counted);
 # * **projection**: `project` of one relu5 unit for a batch of digits (a forward and a deconvnet backward).
 #
-# At this size a GPU gains far less than its peak suggests: at batch 64 and 16x16 every GPU kernel is tiny and the time is dominated by launch overhead, so the speed-up
-# grows with the batch and the image size (try `MINICNN_NB_SCALE=4`). No test asserts a timing; these numbers
-# describe this machine on this run.
+# At this size expect a GPU to gain far less than its peak suggests: with 16x16 images and batches of a few dozen
+# (the batch size is printed in the first output), every GPU kernel is tiny and launch overhead dominates, so the
+# speed-up should grow with the batch (`MINICNN_NB_SCALE=4` makes the timed batches four times larger) and with
+# the image size. No test asserts a timing; these numbers describe this machine on this run.
 
 # %%
 def sync(device):
@@ -246,6 +249,6 @@ print(f"notebook ran in {time.perf_counter() - T0:.1f} s")
 # %% [markdown]
 # **Summary.** The same `Sequential`, `Trainer` and `project` run on either device; what changes is where the
 # arrays live (`net.to`, `backend.to_device`). Where a GPU is present, its projections agree with the CPU's to
-# float32 rounding, and the table shows what it buys at this size. The committed copy of this notebook was
-# executed on a machine **without** a GPU: its first output says so, everything ran on the CPU, and the GPU column
-# reads "n/a — no GPU". Run it on a machine with CuPy and a CUDA device to fill it in.
+# float32 rounding, and the table shows what it buys at this size. If the first output above says "NO GPU", this
+# copy was executed on a machine **without** a GPU: everything ran on the CPU, and the GPU column reads
+# "n/a — no GPU". Run it on a machine with CuPy and a CUDA device to fill it in.
