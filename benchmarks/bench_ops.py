@@ -125,13 +125,16 @@ def median_time(fn, repeats, warmup=1):
 # cycles (~0.1 s) after a call and PyTorch's OpenMP threads for a while too, so without it one side would be timed
 # while the other side's idle threads still hold a core.
 PAIR_PAUSE_S = 0.1
-# Each side is then timed in steady state, as training runs it: one untimed call (it wakes the thread pools,
-# which went to sleep during the pause, and brings the caches and the core back up to speed), then the mean of a
-# block of back-to-back calls lasting at least BLOCK_S (3 to 50 calls). ``--cold`` times the first call
-# after the pause instead (the protocol of the first benchmark runs): that measures waking idle threads and cores,
-# which on this shared virtual machine cost minicnn's Python threads (futex sleep) more than PyTorch's OpenMP
-# threads (which spin), e.g. 2-3 ms on the forward of a 3x3/2 max pool that runs in 3 ms back to back.
-BLOCK_S = 0.005
+# Each side is then timed in steady state, as a training loop runs it: first it runs untimed for WARM_S (the
+# pause lets idle worker threads and cores go to sleep; on this virtual machine minicnn's Python worker threads,
+# which sleep on a futex between calls, need ~10-20 ms of work before their hand-offs are fast again, while
+# PyTorch's OpenMP threads spin; issue 7's 32x32->64 conv forward took 5.4 ms a call over the first 3 calls after
+# the pause and 3.0 ms over 30), then the mean of a block of back-to-back calls lasting at least BLOCK_S.
+# ``--cold`` times the first call after the pause instead (the protocol of the first benchmark runs), which
+# measures waking idle threads and cores: it charges PyTorch's small ops up to several ms of OpenMP wake-up and
+# minicnn's large ops their cold caches.
+WARM_S = 0.02
+BLOCK_S = 0.02
 COLD = False
 
 
@@ -142,6 +145,13 @@ def _block_time(fn, calls):
     return (time.perf_counter() - t0) / calls
 
 
+def _warm(fn, seconds):
+    t0 = time.perf_counter()
+    fn()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+
+
 def paired_ratio(fn, ref, repeats):
     """Median over repeats of time(fn) / time(ref), the two sides timed alternately: a ratio that load drifting
     on a shared machine moves far less than it moves either time."""
@@ -149,7 +159,7 @@ def paired_ratio(fn, ref, repeats):
     pause = PAIR_PAUSE_S if _parallel.get_num_threads() > 1 else 0.0
     calls = [1, 1]
     if not COLD:                                   # calls per block, from one warm call of each side
-        calls = [min(50, max(3, math.ceil(BLOCK_S / max(_block_time(f, 1), 1e-6)))) for f in (fn, ref)]
+        calls = [min(500, max(3, math.ceil(BLOCK_S / max(_block_time(f, 1), 1e-6)))) for f in (fn, ref)]
     fn(), ref()
     ratios = []
     for _ in range(repeats):
@@ -157,7 +167,7 @@ def paired_ratio(fn, ref, repeats):
         for f, n in zip((fn, ref), calls):
             time.sleep(pause)
             if not COLD:
-                f()
+                _warm(f, WARM_S)
             times.append(_block_time(f, n))
         ratios.append(times[0] / times[1])
     return statistics.median(ratios)
@@ -510,7 +520,7 @@ def build_parser():
     p.add_argument("--only", default=None, help="run only the rows whose label contains this text")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is importable")
     p.add_argument("--cold", action="store_true",
-                   help="ratios from the first call after a pause instead of back-to-back calls (see BLOCK_S)")
+                   help="ratios from the first call after a pause instead of warm back-to-back calls (see WARM_S)")
     return p
 
 
