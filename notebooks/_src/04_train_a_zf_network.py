@@ -207,6 +207,6 @@ plt.tight_layout(); plt.show()
 # each take their own scale. ZF introduced it because, on ImageNet, a few unconstrained first-layer filters came to
 # dominate (their Fig. 6a); they note it matters most in the first layer, whose input pixels span roughly
 # [-128, 128]. In a run this short, the effect to look for is the growth and spread of the scales, not a filter
-# taking over. (In the run printed above the free network's validation accuracy also swings more from epoch to
-# epoch, and its larger first-layer filters feed larger activations to the layers above; one seed and a few
-# epochs make that a hint, not a result.) Next: notebook 05 projects what the trained layers respond to.
+# taking over. (The two runs printed above also end at different test accuracies, and the free network's larger
+# first-layer filters feed larger activations to the layers above; with one seed and a few epochs, which network
+# ends ahead is a hint, not a result.) Next: notebook 05 projects what the trained layers respond to.

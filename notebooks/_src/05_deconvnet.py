@@ -231,7 +231,7 @@ print("cosine(guided, gradient)  per image:", np.round(cosine(maps["guided backp
 
 # %% [markdown]
 # Guided backprop and the deconvnet started from the class score are nearly the same picture here (cosines close
-# to 1 above), while the plain gradient differs from both (cosines around one half). Why so close? Where a max pool
+# to 1 above), while the plain gradient differs from both (cosines well below 1). Why so close? Where a max pool
 # sits on a ReLU (relu1, relu2, relu5), the signal coming down reaches only the switch positions, the windows'
 # winners, whose forward input is positive unless the whole window was zero after the ReLU; so the forward mask
 # that guided backprop adds rarely removes anything there, and the two rules differ mostly at relu3, relu4 and the
@@ -244,7 +244,8 @@ print("cosine(guided, gradient)  per image:", np.round(cosine(maps["guided backp
 # the unit's receptive field. Section 4 is ZF Fig. 2 on digits: small strokes and edges in layer 1, stroke parts
 # and curves in layer 2 (in this run one map already fires only on zeros), larger digit parts in layer 3, whose
 # top-9 images are, for most of the maps shown, mostly one or two digits. Section 5 is ZF Fig. 4: on the whole, the
-# lower the layer, the less its projections change from one recording to the next, and pool1 and pool2 change less
-# and less even though the recordings grow further apart (epochs 1, 2, 4, 8, ...); relu3 is still changing at the
-# last epochs, as ZF's upper layers were. Section 6 contrasts the rules started from a class score.
+# lower the layer, the less its projections change from one recording to the next; pool1 settles (its change falls
+# towards zero although the recordings grow further apart: epochs 1, 2, 4, 8, ...), while the higher layers are
+# still changing at the last epochs, as ZF's upper layers were. Section 6 contrasts the rules started from a class
+# score.
 # Next: notebook 06 (occlusion, invariance, correspondence).

@@ -130,8 +130,9 @@ digit_occ = occlusion_figure(digit_net, digits, digit_picks, size=4)
 # How to read it (each panel has its own colour scale: read the colour bars): in (d), dark blue is where the
 # square destroys the evidence for the true digit. It lies *on the strokes* that tell the digit from the others
 # (the upper curve of the 2, the bar and the stem of the 7); a square over a blank corner does nothing, since
-# there the image already equals the mean. Panel (e) names what the network sees instead: depending on which part
-# of the 7 is covered, it becomes a 9, a 4 or a 1, and the 2 with its upper curve covered becomes a 5. The 4 is so
+# there the image already equals the mean. Panel (e) names what the network sees instead, where the label changes
+# at all (the share of positions where it does is printed under the figure): covering one part of a digit or
+# another can turn it into different digits, named in the legend next to the panel. The 4 is so
 # confident that no 4x4 square moves $p(4)$ by more than a few hundredths (see its lowest value printed under the
 # figure). Panel (b) goes dark where the square covers the place that (c) projects to: the feature map responds to
 # that part of the image, not to the image as a whole, and for the 2 and the 7 that is also where (d) drops.
