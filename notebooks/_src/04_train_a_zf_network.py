@@ -175,7 +175,7 @@ plt.tight_layout(); plt.show()
 
 rms_clipped, rms_free = runs["with clipping"]["rms"], runs["without clipping"]["rms"]
 assert (rms_clipped[1:] <= 0.1 * (1 + 1e-5)).all()                  # the constraint holds after every epoch
-assert rms_free[1:].max() > 0.1                                       # without it, filters stay above the radius
+assert rms_free[1:].max() > 0.1                                       # without it, some filter exceeds the radius
 ratio = {label: run["rms"][-1].max() / np.median(run["rms"][-1]) for label, run in runs.items()}
 print("largest / median filter RMS at the end:", {k: round(float(v), 2) for k, v in ratio.items()})
 
