@@ -34,7 +34,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ._parallel import blas_single_threaded, get_num_threads, parallel_chunks, scratch
+from ._parallel import blas_single_threaded, can_limit_blas, get_num_threads, parallel_chunks, scratch
 from ._recycle import empty as fresh
 
 __all__ = ["use", "reference_paths", "im2col_public", "conv2d_forward", "conv2d_backward",
@@ -199,10 +199,10 @@ _CHUNK_BYTES = 8 << 20
 def _batches(N, bytes_per_image):
     """Batch chunks of about _CHUNK_BYTES of columns each; a multiple of the copy threads when there are several.
 
-    A batch whose columns fit one chunk stays one chunk, run in the calling thread with the BLAS's own threads:
-    splitting a small convolution over Python threads made each thread's copies so short (a few us) that the two
-    threads spent their time handing the GIL back and forth (issue 7's 64x6x12x12 conv, 2 threads, fwd+bwd:
-    5.0 ms in two Python threads, 2.2 ms in one)."""
+    A batch whose columns fit one chunk stays one chunk, its copies in the calling thread and only its GEMMs split
+    over the threads (``_gemm``): splitting a small convolution's copies over Python threads made each thread's
+    copies so short (a few us) that the two threads spent their time handing the GIL back and forth (issue 7's
+    64x6x12x12 conv, 2 threads, fwd+bwd: 5.0 ms with the copies in two threads, 2.2 ms in one)."""
     count = -(-N * bytes_per_image // _CHUNK_BYTES)
     if count > 1:
         count = min(N, -(-count // get_num_threads()) * get_num_threads())
@@ -210,15 +210,34 @@ def _batches(N, bytes_per_image):
 
 
 def _over_chunks(chunks, do_chunk, elements):
-    """Run ``do_chunk(n0, n1)`` for every batch chunk: in parallel, one single-threaded GEMM per thread, where
-    threadpoolctl can limit the BLAS (see ``_parallel.blas_single_threaded``); else one after the other."""
-    limit = blas_single_threaded() if get_num_threads() > 1 and len(chunks) > 1 else None
+    """Run ``do_chunk(n0, n1)`` for every batch chunk, with the BLAS limited to one thread per call (where
+    threadpoolctl can limit it, see ``_parallel.blas_single_threaded``): several chunks run in parallel, one
+    single-threaded GEMM per thread; a single chunk runs here and splits its GEMMs with ``_gemm``.
+
+    Why never the BLAS's own threads: OpenBLAS's workers spin for up to ~0.1 s after a call, and the copy threads
+    of the pooling, LRN and ReLU that follow in a network then share a core with them (the demo network's step
+    at batch 128, whose conv1 is a single chunk, took 1.5x as long with a 2-thread BLAS GEMM in it)."""
+    limit = blas_single_threaded() if get_num_threads() > 1 else None
     if limit is None:
         for n0, n1 in chunks:
             do_chunk(n0, n1)
         return
     with limit:
-        parallel_chunks(lambda a, b: [do_chunk(*chunks[i]) for i in range(a, b)], len(chunks), elements)
+        if len(chunks) == 1:
+            do_chunk(*chunks[0])
+        else:
+            parallel_chunks(lambda a, b: [do_chunk(*chunks[i]) for i in range(a, b)], len(chunks), elements)
+
+
+def _gemm(a, b, out):
+    """out = a @ b, the columns of out split over the threads (one single-threaded BLAS call each) when this runs
+    outside a parallel region with the BLAS limited (a single-chunk convolution); else one call. One call per
+    thread, so no GIL hand-offs: two threads pay from a few MFLOP."""
+    if not can_limit_blas():                          # the BLAS keeps its own threads: do not add ours on top
+        return np.matmul(a, b, out=out)
+    parallel_chunks(lambda c0, c1: np.matmul(a, b[:, c0:c1], out=out[:, c0:c1]), out.shape[1],
+                    a.shape[0] * a.shape[1] * out.shape[1] // 64)
+    return out
 
 
 def _unfold(x, grid, kh, kw, keep=False):
@@ -295,7 +314,7 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow):
         cols = _unfold(x[n0:n1], grid, kh, kw, keep)
         grid.cols = cols if keep else None
         rows = _temp("conv_fwd_rows", (F, cols.shape[1]), x.dtype)
-        np.matmul(W2, cols, out=rows)                                           # the GEMM
+        _gemm(W2, cols, rows)                                                   # the GEMM
         rows4 = rows.reshape(F, n1 - n0, oh, grid.Wq)
 
         def to_nchw(a, b_):                            # add the bias, drop the junk columns, transpose
@@ -334,14 +353,14 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
         rows2 = rows.reshape(F, -1)
         if param_grads:
             cols = grid.cols if grid.cols is not None else _unfold(x[n0:n1], grid, kh, kw)
-            part = dW_parts.get(threading.get_ident())
-            if part is None:
-                dW_parts[threading.get_ident()] = rows2 @ cols.T
+            part = _gemm(rows2, cols.T, np.empty((F, K), dtype=dy.dtype))
+            if threading.get_ident() in dW_parts:
+                dW_parts[threading.get_ident()] += part
             else:
-                part += rows2 @ cols.T
+                dW_parts[threading.get_ident()] = part
         if need_dx:
             dcols = _temp("conv_bwd_dcols", (K, rows2.shape[1]), dy.dtype)
-            np.matmul(W2t.T, rows2, out=dcols)
+            _gemm(W2t.T, rows2, dcols)
             _fold(dcols, grid, kh, kw, dx[n0:n1])
 
     _over_chunks(_batches(N, K * grid.L * dy.itemsize), chunk, F * N * grid.L)

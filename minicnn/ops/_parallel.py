@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_chunks", "blas_single_threaded", "scratch"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_chunks", "can_limit_blas", "blas_single_threaded",
+           "scratch"]
 
 _num_threads = max(1, min(2, int(os.environ.get("MINICNN_NUM_THREADS", os.cpu_count() or 1))))
 _pool = None
@@ -80,13 +81,8 @@ def parallel_chunks(fn, n, elements):
 _blas = None
 
 
-def blas_single_threaded():
-    """A context in which the BLAS runs one thread per call, or None where threadpoolctl is not installed.
-
-    Used by conv to run whole batch chunks (im2col, GEMM, layout) in our own threads, one GEMM per thread:
-    OpenBLAS's own 2-thread GEMM reached ~1.45x one thread here and collapsed when other processes took a
-    core; two single-threaded GEMMs side by side do neither. The limit is process-wide while it lasts.
-    """
+def can_limit_blas():
+    """True where threadpoolctl can set the BLAS's thread count (``blas_single_threaded`` then returns a limit)."""
     global _blas
     if _blas is None:
         try:
@@ -94,7 +90,17 @@ def blas_single_threaded():
             _blas = ThreadpoolController()
         except Exception:            # not installed: conv keeps BLAS-threaded GEMMs
             _blas = False
-    return _blas.limit(limits=1, user_api="blas") if _blas else None
+    return bool(_blas)
+
+
+def blas_single_threaded():
+    """A context in which the BLAS runs one thread per call, or None where threadpoolctl is not installed.
+
+    Used by conv to run whole batch chunks (im2col, GEMM, layout) in our own threads, one GEMM per thread:
+    OpenBLAS's own 2-thread GEMM reached ~1.45x one thread here and collapsed when other processes took a
+    core; two single-threaded GEMMs side by side do neither. The limit is process-wide while it lasts.
+    """
+    return _blas.limit(limits=1, user_api="blas") if can_limit_blas() else None
 
 
 _scratch = threading.local()
