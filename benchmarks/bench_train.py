@@ -8,8 +8,10 @@ Two measurements:
 2. ``epoch``: one real ``Trainer`` epoch of the demo run (batching, augmentation, metrics, validation pass,
    checkpoint and history writes) on the demo's dataset; images/s = training images / epoch seconds.
 
-Peak memory: the Python-heap peak of one training step measured with ``tracemalloc`` (NumPy reports its array
-allocations to it, so this is the arrays' high-water mark), and the process's peak resident set size
+Peak memory: the Python-heap peak of three training steps measured with ``tracemalloc`` from a fresh interpreter,
+before the network is built (NumPy reports its array allocations to it, so this is the arrays' high-water mark,
+including the scratch buffers and recycled arrays of ops/_parallel.py and ops/_recycle.py, which a process that
+has already trained would not allocate again), and the process's peak resident set size
 (``resource.getrusage(...).ru_maxrss``, which also counts the interpreter, NumPy, BLAS and the dataset).
 
     python benchmarks/bench_train.py                    # prints a table
@@ -54,7 +56,7 @@ def train_step(net, opt, x, y):
 
 
 def bench_steps(input_shape, batch_size, repeats, warmup=2):
-    """Median seconds per training step, and the tracemalloc peak (bytes) of one step."""
+    """Seconds per training step, and the tracemalloc peak (bytes) of three steps from a fresh interpreter."""
     rng = np.random.default_rng(0)
     net = demo_net(input_shape)
     opt = SGD(net, lr=DEMO_SETTINGS["lr"], momentum=DEMO_SETTINGS["momentum"],
@@ -68,13 +70,35 @@ def bench_steps(input_shape, batch_size, repeats, warmup=2):
         t = time.perf_counter()
         train_step(net, opt, x, y)
         times.append(time.perf_counter() - t)
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    train_step(net, opt, x, y)
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
+    peak = peak_of_steps(input_shape, batch_size)
     return times, peak, net.num_params()
+
+
+def peak_of_steps(input_shape, batch_size, steps=3):
+    """tracemalloc peak (bytes) of building the demo net and running ``steps`` training steps, in a fresh
+    interpreter (see the module docstring)."""
+    import json
+    import subprocess
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import bench_train as b; "
+            "print(json.dumps(b._traced_peak(tuple(json.loads(sys.argv[2])), int(sys.argv[3]), int(sys.argv[4]))))")
+    out = subprocess.run([sys.executable, "-c", code, HERE, json.dumps(list(input_shape)), str(batch_size),
+                          str(steps)], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _traced_peak(input_shape, batch_size, steps):
+    tracemalloc.start()
+    rng = np.random.default_rng(0)
+    net = demo_net(input_shape)
+    opt = SGD(net, lr=DEMO_SETTINGS["lr"], momentum=DEMO_SETTINGS["momentum"],
+              weight_decay=DEMO_SETTINGS["weight_decay"], clip_radius=DEMO_SETTINGS["clip_radius"])
+    x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
+    y = rng.integers(0, 10, batch_size).astype(np.int64)
+    for _ in range(steps):
+        train_step(net, opt, x, y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
 
 
 def bench_epoch():
@@ -119,7 +143,7 @@ def main(argv=None):
                  f"{load:.1f} (shared machine: figures are noisy).")
     lines.append(f"Network: the demo's {net_desc}; float32; SGD momentum 0.9, weight decay, filter-RMS clipping.")
     lines.append("")
-    lines.append("| batch | images/s (median) | best | worst | tracemalloc peak of one step |")
+    lines.append("| batch | images/s (median) | best | worst | tracemalloc peak, 3 steps from a fresh process |")
     lines.append("|---:|---:|---:|---:|---:|")
     for bs, med, best, worst, peak in rows:
         lines.append(f"| {bs} | {med:,.0f} | {best:,.0f} | {worst:,.0f} | {peak / 2**20:.1f} MiB |")
