@@ -8,7 +8,15 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
 
 * Copies split over threads by channel or by sample (``_parallel.parallel_chunks``). NumPy releases the GIL
   inside copies and ufunc loops, so the copies around the GEMMs (im2col, col2im, layout transposes) and the
-  whole of pooling and LRN use both cores, as BLAS does.
+  whole of pooling and LRN use both cores, as BLAS does -- but only where each NumPy call of a thread's share is
+  large: two threads making many short calls spend their time handing the GIL to each other.
+* A convolution whose column matrix fits one chunk stays in the calling thread, keeps its columns for backward
+  and splits only its GEMMs over the threads (``_gemm``); larger ones run batch chunks in parallel. The BLAS is
+  always single-threaded inside: OpenBLAS's idle workers spin and would slow the copy threads of the next layer.
+* Phase-grid rows share their padding with the row below (``_Grid._shared_pad_width``), halving the junk
+  columns of a 'same' convolution, and im2col copies all the taps of a stride phase with one strided view.
+* Outputs are new arrays, but large ones reuse the memory of earlier outputs nothing refers to any more
+  (``ops/_recycle.py``): no page faults. ``_copy`` sidesteps a slow case of glibc's memcpy.
 * col2im accumulates into a channel-major scratch (C, N, Hp, Wp), the same axis order as the column matrix
   (C, kh, kw, N, oh, ow): each tap is one ``+=`` of two like-ordered arrays, and the final crop is the one
   transpose into the NCHW output. The readable col2im adds a transposed view into a strided one per tap.
