@@ -55,14 +55,20 @@ def train_step(net, opt, x, y):
     return float(loss)
 
 
-def bench_steps(input_shape, batch_size, repeats, warmup=2):
-    """Seconds per training step, and the tracemalloc peak (bytes) of three steps from a fresh interpreter."""
+def _step_setup(input_shape, batch_size):
+    """The demo net, its optimiser and one random batch (seeded)."""
     rng = np.random.default_rng(0)
     net = demo_net(input_shape)
     opt = SGD(net, lr=DEMO_SETTINGS["lr"], momentum=DEMO_SETTINGS["momentum"],
               weight_decay=DEMO_SETTINGS["weight_decay"], clip_radius=DEMO_SETTINGS["clip_radius"])
     x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
     y = rng.integers(0, 10, batch_size).astype(np.int64)
+    return net, opt, x, y
+
+
+def bench_steps(input_shape, batch_size, repeats, warmup=2):
+    """Seconds per training step, and the tracemalloc peak (bytes) of three steps from a fresh interpreter."""
+    net, opt, x, y = _step_setup(input_shape, batch_size)
     for _ in range(warmup):
         train_step(net, opt, x, y)
     times = []
@@ -88,12 +94,7 @@ def peak_of_steps(input_shape, batch_size, steps=3):
 
 def _traced_peak(input_shape, batch_size, steps):
     tracemalloc.start()
-    rng = np.random.default_rng(0)
-    net = demo_net(input_shape)
-    opt = SGD(net, lr=DEMO_SETTINGS["lr"], momentum=DEMO_SETTINGS["momentum"],
-              weight_decay=DEMO_SETTINGS["weight_decay"], clip_radius=DEMO_SETTINGS["clip_radius"])
-    x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
-    y = rng.integers(0, 10, batch_size).astype(np.int64)
+    net, opt, x, y = _step_setup(input_shape, batch_size)
     for _ in range(steps):
         train_step(net, opt, x, y)
     peak = tracemalloc.get_traced_memory()[1]
