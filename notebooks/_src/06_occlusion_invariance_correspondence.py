@@ -195,8 +195,8 @@ assert res.predicted[i, j] == p.argmax()
 # $$d_\ell(\theta) = \big\| f_\ell(T_\theta x) - f_\ell(x) \big\|_2 ,$$
 #
 # at the first ReLU (`relu1`, ZF's layer 1) and the last (`relu7`, ZF's layer 7), together with
-# $p(y \mid T_\theta x)$. The ranges are ZF's: vertical shifts of ±25% of the height, scale factors 0.6–1.4,
-# rotations 0–360°. Pixels that a transformation uncovers are filled with 0, the dataset mean. Distances of
+# $p(y \mid T_\theta x)$. The ranges are chosen in the spirit of ZF's Fig. 5: vertical shifts of ±25% of the
+# height, scale factors 0.6–1.4, rotations 0–360°. Pixels that a transformation uncovers are filled with 0, the dataset mean. Distances of
 # different layers have different units, so compare the *shape* of the curves, not their heights.
 
 # %%
