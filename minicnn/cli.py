@@ -33,7 +33,7 @@ def _cmd_summary(args):
         print(f"minicnn summary: unknown model {args.model!r}; available: {', '.join(MODELS)}", file=sys.stderr)
         return 2
     shape = args.input or _DEFAULT_INPUT[args.model]
-    kwargs = {"input_shape": shape}
+    kwargs = {"input_shape": shape, "init": "zeros"}      # shapes only: no random draws for VGG-16's 138 M weights
     if args.classes is not None:
         kwargs["num_classes"] = args.classes
     build(args.model, **kwargs).summary(shape)

@@ -61,7 +61,9 @@ def test_init_schemes(rng):
     zf = L.Conv2D(64, 32, 3, init="zf", rng=np.random.default_rng(0)).params["W"]
     assert zf.std() == pytest.approx(1e-2, rel=0.05)
     assert he.dtype == zf.dtype == np.float32
-    with pytest.raises(ValueError, match="initialiser"):
+    zeros = L.Linear(300, 20, init="zeros").params["W"]              # for summaries and nets loaded right after
+    assert zeros.shape == (300, 20) and zeros.dtype == np.float32 and not zeros.any()
+    with pytest.raises(ValueError, match="initialiser.*'zeros'"):
         L.Linear(3, 2, init="xavier-ish")
 
 
