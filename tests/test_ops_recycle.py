@@ -5,7 +5,7 @@ import pytest
 from minicnn import ops
 from minicnn.ops import _recycle
 
-BIG = (1 << 20) // 4 + 7          # float32 elements: just over the 1 MiB below which arrays are not recycled
+BIG = (1 << 20) // 4 + 7          # float32 elements (just over 1 MiB): well above the size below which arrays are not recycled
 
 
 def address(a):
