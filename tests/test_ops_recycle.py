@@ -5,7 +5,7 @@ import pytest
 from minicnn import ops
 from minicnn.ops import _recycle
 
-BIG = (1 << 20) // 4 + 7          # float32 elements (just over 1 MiB): well above the size below which arrays are not recycled
+BIG = (1 << 20) // 4 + 7          # float32 elements, just over 1 MiB: well above the recycling threshold
 
 
 def address(a):
@@ -36,11 +36,20 @@ def test_a_freed_array_is_recycled_and_a_held_one_is_not():
 
 @pytest.mark.parametrize("hold", ["view", "memoryview", "frombuffer", "reshape", "list"])
 def test_anything_that_still_refers_to_the_array_keeps_it(hold):
+    def holder(a):
+        if hold == "view":
+            return a[10:20]
+        if hold == "memoryview":
+            return memoryview(a)
+        if hold == "frombuffer":
+            return np.frombuffer(a, dtype=np.uint8)
+        if hold == "reshape":
+            return a.reshape(-1, 1)
+        return [a]
+
     a = _recycle.empty((BIG,), np.float32)
     a[:] = 1.5
-    keep = {"view": lambda: a[10:20], "memoryview": lambda: memoryview(a),
-            "frombuffer": lambda: np.frombuffer(a, dtype=np.uint8), "reshape": lambda: a.reshape(-1, 1),
-            "list": lambda: [a]}[hold]()
+    keep = holder(a)
     del a
     for _ in range(3):
         fresh = _recycle.empty((BIG,), np.float32)
