@@ -258,6 +258,34 @@ def bench_conv(shape, threads, repeats, torch, rng):
 
 # --- max pooling with switches, LRN ----------------------------------------------------------------------------
 
+def _bandwidth_rows(section, name, threads, repeats, fwd, fwd_bwd, bytes_fwd, bytes_all):
+    """The forward and forward+backward rows of a memory-bound op, rated in GB/s."""
+    t_fwd, t_all = median_time(fwd, repeats), median_time(fwd_bwd, repeats)
+    return [Row(section, name, "forward", threads, t_fwd, bytes_fwd / t_fwd / 1e9, "GB/s"),
+            Row(section, name, "fwd+bwd", threads, t_all, bytes_all / t_all / 1e9, "GB/s")]
+
+
+def _torch_ratios(rows, fwd, fwd_bwd, torch, t_op, x, dy, repeats):
+    """Fill the two rows' ratios to PyTorch running ``t_op`` (tensor -> output, or a tuple whose first item is
+    the output) on the same x and upstream gradient dy."""
+    tx = torch.from_numpy(x).requires_grad_()
+    tdy = torch.from_numpy(dy)
+
+    def first(out):
+        return out[0] if isinstance(out, tuple) else out
+
+    def t_fwd_fn():
+        with torch.no_grad():
+            return t_op(tx)
+
+    def t_all_fn():
+        tx.grad = None
+        first(t_op(tx)).backward(tdy)
+
+    rows[0].torch_ratio = paired_ratio(fwd, t_fwd_fn, repeats)
+    rows[1].torch_ratio = paired_ratio(fwd_bwd, t_all_fn, repeats)
+
+
 def bench_pool(shape, threads, repeats, torch, rng):
     label, xs, k, s, ceil = shape
     x = rng.standard_normal(xs, dtype=np.float32)
@@ -271,25 +299,12 @@ def bench_pool(shape, threads, repeats, torch, rng):
     def fwd_bwd():
         return ops.max_pool2d_backward(dy, ops.max_pool2d_forward(x, k, s, 0, ceil)[1])
 
-    t_fwd, t_all = median_time(fwd, repeats), median_time(fwd_bwd, repeats)
     name = f"{label} {k}x{k}/{s}{' ceil' if ceil else ''}"
-    rows = [Row("pool", name, "forward", threads, t_fwd, bytes_fwd / t_fwd / 1e9, "GB/s"),
-            Row("pool", name, "fwd+bwd", threads, t_all, bytes_all / t_all / 1e9, "GB/s")]
+    rows = _bandwidth_rows("pool", name, threads, repeats, fwd, fwd_bwd, bytes_fwd, bytes_all)
     if torch is not None:
-        tx = torch.from_numpy(x).requires_grad_()
-        tdy = torch.from_numpy(dy)
         mp = torch.nn.functional.max_pool2d
-
-        def t_fwd_fn():
-            with torch.no_grad():
-                return mp(tx, k, s, 0, ceil_mode=ceil, return_indices=True)
-
-        def t_all_fn():
-            tx.grad = None
-            mp(tx, k, s, 0, ceil_mode=ceil, return_indices=True)[0].backward(tdy)
-
-        rows[0].torch_ratio = paired_ratio(fwd, t_fwd_fn, repeats)
-        rows[1].torch_ratio = paired_ratio(fwd_bwd, t_all_fn, repeats)
+        _torch_ratios(rows, fwd, fwd_bwd, torch, lambda t: mp(t, k, s, 0, ceil_mode=ceil, return_indices=True),
+                      x, dy, repeats)
     return rows
 
 
@@ -305,28 +320,12 @@ def bench_lrn(shape, threads, repeats, torch, rng):
     def fwd_bwd():
         return ops.lrn_backward(dy, ops.lrn_forward(x, **LRN_ARGS)[1])
 
-    t_fwd, t_all = median_time(fwd, repeats), median_time(fwd_bwd, repeats)
-    name = f"{label} n=5"
-    rows = [Row("lrn", name, "forward", threads, t_fwd, bytes_fwd / t_fwd / 1e9, "GB/s"),
-            Row("lrn", name, "fwd+bwd", threads, t_all, bytes_all / t_all / 1e9, "GB/s")]
+    rows = _bandwidth_rows("lrn", f"{label} n=5", threads, repeats, fwd, fwd_bwd, bytes_fwd, bytes_all)
     if torch is not None:
-        tx = torch.from_numpy(x).requires_grad_()
-        tdy = torch.from_numpy(dy)
         n = LRN_ARGS["n"]
         # minicnn's alpha is not divided by n; PyTorch's is: alpha_torch = alpha * n.
-        lrn = lambda t: torch.nn.functional.local_response_norm(   # noqa: E731
-            t, n, alpha=LRN_ARGS["alpha"] * n, beta=LRN_ARGS["beta"], k=LRN_ARGS["k"])
-
-        def t_fwd_fn():
-            with torch.no_grad():
-                return lrn(tx)
-
-        def t_all_fn():
-            tx.grad = None
-            lrn(tx).backward(tdy)
-
-        rows[0].torch_ratio = paired_ratio(fwd, t_fwd_fn, repeats)
-        rows[1].torch_ratio = paired_ratio(fwd_bwd, t_all_fn, repeats)
+        _torch_ratios(rows, fwd, fwd_bwd, torch, lambda t: torch.nn.functional.local_response_norm(
+            t, n, alpha=LRN_ARGS["alpha"] * n, beta=LRN_ARGS["beta"], k=LRN_ARGS["k"]), x, dy, repeats)
     return rows
 
 
