@@ -48,17 +48,21 @@ def main(argv=None):
     from minicnn.visualize import occlusion, project, saliency, top_activations, top_k
     from minicnn.visualize.gallery import feature_layers
 
+    shape = (1, 28, 28)
     if args.run:
         from minicnn.train import load_run
-        net = load_run(args.run, load_data=False).net
+        run = load_run(args.run, load_data=False)
+        net, shape = run.net, tuple(run.meta.get("input_shape", shape))   # the run's own image size
     else:
-        net = zfnet_small(num_classes=10, input_shape=(1, 28, 28), width=16)
+        net = zfnet_small(num_classes=10, input_shape=shape, width=16)
     if args.device == "gpu":
         net.to("gpu")
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.images, 1, 28, 28)).astype(np.float32) * 0.3
+    x = rng.standard_normal((args.images,) + shape).astype(np.float32) * 0.3
     layers = feature_layers(net)[:3]
-    print(f"device {args.device}; {net.name}, {net.num_params():,} parameters; {args.images} images 1x28x28; "
+    H, W = shape[1:]
+    print(f"device {args.device}; {net.name}, {net.num_params():,} parameters; {args.images} images "
+          f"{'x'.join(map(str, shape))}; "
           f"layers {', '.join(layers)}; best of {args.repeats}")
 
     def sync():
@@ -77,9 +81,9 @@ def main(argv=None):
           lambda: [top_activations(net, x, l, k=9, show_progress=False) for l in layers])
     timed(f"top-9 + projections/crops of 8 maps x {len(layers)} layers, {args.images} images",
           lambda: [top_k(net, x, l, k=9, select=8, show_progress=False) for l in layers])
-    timed("occlusion map, 7x7 square, stride 1 (784 occluded images)",
+    timed(f"occlusion map, 7x7 square, stride 1 ({H * W} occluded images)",
           lambda: occlusion(net, x[0], size=7, stride=1, show_progress=False))
-    timed("occlusion map, 7x7 square, stride 2 (196, the gallery's)",
+    timed(f"occlusion map, 7x7 square, stride 2 ({((H + 1) // 2) * ((W + 1) // 2)}, the gallery's)",
           lambda: occlusion(net, x[0], size=7, stride=2, show_progress=False))
     timed("one deconvnet projection (relu3, 1 image)", lambda: project(net, x[0], layers[-1], 0))
     timed("one saliency map (1 image)", lambda: saliency(net, x[0]))
