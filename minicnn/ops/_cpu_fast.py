@@ -224,7 +224,7 @@ def _over_chunks(chunks, do_chunk, elements):
 
     Why never the BLAS's own threads: OpenBLAS's workers spin for up to ~0.1 s after a call, and the copy threads
     of the pooling, LRN and ReLU that follow in a network then share a core with them (the demo network's step
-    at batch 128, whose conv1 is a single chunk, took 1.5x as long with a 2-thread BLAS GEMM in it)."""
+    at batch 128, whose conv1 is a single chunk, took 1.7x as long with a 2-thread BLAS GEMM in it)."""
     limit = blas_single_threaded() if get_num_threads() > 1 else None
     if limit is None:
         for n0, n1 in chunks:
