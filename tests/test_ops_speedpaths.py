@@ -15,17 +15,31 @@ from hypothesis import strategies as st
 
 from minicnn import ops
 from minicnn.gradcheck import conv_configs, distinct_values, pool_configs
-from minicnn.ops import _cpu_fast, _parallel, _recycle
+from minicnn.ops import _cpu_fast, _jit_loops, _parallel, _recycle
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
 
 
 @contextlib.contextmanager
-def copy_threads(n):
-    """n copy threads, splitting even the smallest test arrays; with 2 threads the convolutions also run one
-    image per batch chunk (with 1, the whole small test batch is one chunk), so both paths are covered. Output
-    arrays of every size are recycled (ops/_recycle.py), so a recycled array still in use would show."""
+def copy_threads(threads):
+    """``threads = (n, compiled)``: n copy threads, splitting even the smallest test arrays; with 2 threads the
+    convolutions also run one image per batch chunk (with 1, the whole small test batch is one chunk), so both
+    paths are covered. Output arrays of every size are recycled (ops/_recycle.py), so a recycled array still in
+    use would show. ``compiled``: the Numba loops of ops/_jit_loops.py where they apply, else the NumPy fast
+    paths only (the fallback where Numba is not importable)."""
+    n, compiled = threads
+    if compiled and not _jit_loops.available():
+        pytest.skip("Numba is not importable here: the compiled loops do not run")
+    with contextlib.ExitStack() as stack:
+        if not compiled:
+            stack.enter_context(_jit_loops.disabled())
+        stack.enter_context(_copy_threads(n))
+        yield
+
+
+@contextlib.contextmanager
+def _copy_threads(n):
     old, old_min, old_chunk = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._CHUNK_BYTES
     old_block, old_recycle_min = _cpu_fast._BLOCK, _recycle._MIN_BYTES
     _recycle._MIN_BYTES = 1
@@ -43,7 +57,8 @@ def copy_threads(n):
         _recycle._MIN_BYTES = old_recycle_min
 
 
-threads_param = pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "2threads"])
+threads_param = pytest.mark.parametrize("threads", [(1, True), (2, True), (1, False), (2, False)],
+                                        ids=["1thread", "2threads", "1thread-numpy", "2threads-numpy"])
 
 
 def reference(fn, *args, **kwargs):

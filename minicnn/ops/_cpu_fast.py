@@ -42,6 +42,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import _jit_loops
 from ._parallel import blas_single_threaded, can_limit_blas, get_num_threads, parallel_chunks, scratch
 from ._recycle import empty as fresh
 
@@ -444,6 +445,8 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
     short loop per plane. The 2-D per-plane runs cost ~40 ns of loop setup per plane and pass, which on
     32x32 planes was more than half the time."""
     N, C, H, W = x.shape
+    if _jit_loops.available():
+        return _max_pool_compiled(x, kernel, stride, pad, out)
     if _tiles(x.shape, kernel, stride, pad) and not np.isnan(x.max()):
         return _max_pool_tiles(x, kernel, out)
     grid = _Grid(x.shape, kernel, stride, pad, out)
@@ -477,6 +480,53 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
 
     parallel_chunks(work, N * C, x.size // 4)        # a thread hand-off (~0.1 ms here) pays from ~0.5 M elements
     return y, switches
+
+
+def _max_pool_compiled(x, kernel, stride, pad, out):
+    """The same pooling as one compiled pass over x (``_jit_loops.max_pool_forward``), planes split over the
+    threads: no phase grid, no crops, and no GIL held while it runs."""
+    N, C, H, W = x.shape
+    (kh, kw), (sy, sx), (ph, pw), (oh, ow) = kernel, stride, pad, out
+    x3 = np.ascontiguousarray(x).reshape(N * C, H, W)
+    y = fresh((N, C, oh, ow), x.dtype)
+    switches = fresh((N, C, oh, ow), np.int32)
+    y3, s3 = y.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
+    Hp, Wp = (oh - 1) * sy + kh, (ow - 1) * sx + kw     # what the windows read, from the padded corner
+    if (ph, pw) == (0, 0) and Hp <= H and Wp <= W:
+        Hp, Wp = H, W                                   # all inside x: the loop reads x itself
+    offsets = tuple(ky * Wp + kx for ky, kx in _taps(kh, kw))
+    loop, neg = _jit_loops.compiled("max_pool_forward"), x.dtype.type(-np.inf)
+    share = lambda r0, r1: loop(x3, y3, s3, offsets, sy, sx, ph, pw, Hp, Wp, neg, r0, r1)    # noqa: E731
+    parallel_chunks(share, N * C, x.size * _COMPILED_WORK)
+    return y, switches
+
+
+def _max_pool_backward_compiled(dy, switches, x_shape, kernel, stride, pad):
+    """Unpooling as one compiled pass per plane (``_jit_loops.max_pool_backward``), planes split over the threads."""
+    N, C, H, W = x_shape
+    (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
+    oh, ow = dy.shape[2:]
+    dx = fresh(x_shape, dy.dtype)
+    dx3 = dx.reshape(N * C, H, W)
+    dy3 = np.ascontiguousarray(dy).reshape(N * C, oh, ow)
+    s3 = np.ascontiguousarray(switches).reshape(N * C, oh, ow)
+    if _tiles(x_shape, kernel, stride, pad):
+        offsets = np.array([ky * W + kx for ky, kx in _taps(kh, kw)], dtype=np.int64)
+        loop, zero = _jit_loops.compiled("max_pool_backward_tiles"), dy.dtype.type(0)
+        share = lambda r0, r1: loop(dy3, s3, dx3, offsets, zero, r0, r1)    # noqa: E731
+    else:
+        Wp = max(W + pw, (ow - 1) * sx + kw)           # the padded plane's width, appended for the loop
+        offsets = np.array([ky * Wp + kx for ky, kx in _taps(kh, kw)] + [Wp], dtype=np.int64)
+        loop = _jit_loops.compiled("max_pool_backward")
+        share = lambda r0, r1: loop(dy3, s3, dx3, offsets, sy, sx, ph, pw, r0, r1)    # noqa: E731
+    parallel_chunks(share, N * C, dx.size * _COMPILED_WORK)
+    return dx
+
+
+# A compiled share runs without the GIL, so a second thread pays as soon as the share outlasts the hand-off to it
+# (~0.1 ms here): ``parallel_chunks`` splits from 2 * MIN_ELEMENTS_PER_THREAD of the ``elements`` passed, and a
+# compiled loop passes its element count times this factor.
+_COMPILED_WORK = 1
 
 
 def _tiles(x_shape, kernel, stride, pad):
@@ -537,6 +587,8 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     N, C, H, W = x_shape
     (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
     oh, ow = dy.shape[2:]
+    if _jit_loops.available():                        # one compiled pass per plane, threads without the GIL
+        return _max_pool_backward_compiled(dy, switches, x_shape, kernel, stride, pad)
     HW, dump = H * W, N * C * H * W
     flat = fresh((dump + 1,), dy.dtype)                # + the dump cell
     dy3, s3 = dy.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
