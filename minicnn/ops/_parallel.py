@@ -4,6 +4,14 @@ Why threads: NumPy releases the GIL inside copies and ufunc loops on large array
 each copy half of an array run on two cores. BLAS already uses every core for the GEMMs; the copies around them
 (im2col, col2im, pooling, LRN) were single-threaded and on 2 cores took about as long as the GEMMs.
 
+Why a pool of its own (``_SpinPool``): handing a share to a worker that sleeps on a lock costs a wake-up of the
+thread, 55-90 us per parallel region on this virtual machine (and as much again for the caller's wake-up when
+the worker finishes), while a convolution or pooling of a small batch takes 0.1-1 ms in all. PyTorch's OpenMP
+threads spin between regions instead of sleeping. minicnn's workers do the same where Numba is there: between
+tasks they poll a shared counter without the GIL (``_jit_loops.waits``, sched_yield between polls) for about
+``SPIN_POLLS`` polls, ~1.5 ms, before they go to sleep; a region then costs ~5 us. Without Numba the pool is a
+``ThreadPoolExecutor``.
+
 Why scratch buffers: a fresh large array is fresh pages, and the first touch of every 4 KiB page is a page fault
 (0.3-2 us here). A temporary that never leaves an op (the column gradient of conv backward, for example) can
 live in one buffer reused from call to call. Only temporaries go there: an array an op returns, or keeps in a
@@ -38,12 +46,117 @@ def set_num_threads(n):
     _num_threads = max(1, int(n))
 
 
+# Polls a worker makes for new work before it sleeps (~0.75 us each here: ~1.5 ms, longer than the gaps between
+# the ops of a training step, short enough that an idle notebook does not keep a core busy).
+SPIN_POLLS = 2000
+
+
+class _SpinPool:
+    """``workers`` threads that take a share of a parallel region each; the caller takes the first share.
+
+    ``state[0]`` counts the regions, ``state[1 + i]`` is the last region worker i finished. A worker polls
+    ``state[0]`` without the GIL; after ``SPIN_POLLS`` polls without news it marks itself asleep and waits on its
+    event, which the next region sets. Those two steps run holding the GIL and under ``_sleep_lock``, so a region
+    published between a worker's last poll and its sleep is never missed. One caller at a time (``busy``): a
+    second thread that calls ``parallel_chunks`` meanwhile runs its work serially."""
+
+    def __init__(self, workers, waits):
+        self.changed, self.done = waits
+        self.state = np.zeros(1 + workers, dtype=np.int64)
+        self.shares = [None] * workers
+        self.errors = [None] * workers
+        self.asleep = [False] * workers
+        self.events = [threading.Event() for _ in range(workers)]
+        self.busy = threading.Lock()
+        self._sleep_lock = threading.Lock()
+        self.closed = False
+        self.threads = [threading.Thread(target=self._work, args=(i,), name=f"minicnn-{i + 1}", daemon=True)
+                        for i in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def _work(self, i):
+        seen = 0
+        while True:
+            task = self.changed(self.state, seen, SPIN_POLLS)
+            if task == seen:                           # nothing for a while: sleep until the next region
+                with self._sleep_lock:
+                    if self.state[0] != seen:
+                        continue
+                    self.asleep[i] = True
+                    self.events[i].clear()
+                self.events[i].wait()
+                continue
+            if self.closed:
+                return
+            seen = task
+            fn, a, b = self.shares[i]
+            try:
+                _run_share(fn, a, b)
+            except BaseException as exc:               # handed to the caller, which re-raises it
+                self.errors[i] = exc
+            self.state[1 + i] = task
+
+    def _wake(self):
+        with self._sleep_lock:
+            for i, asleep in enumerate(self.asleep):
+                if asleep:
+                    self.asleep[i] = False
+                    self.events[i].set()
+
+    def run(self, fn, bounds):
+        """fn over bounds[i]..bounds[i+1] for every i, the caller doing the first share. Holds ``busy``."""
+        for i in range(len(self.shares)):
+            self.shares[i] = (fn, bounds[i + 1], bounds[i + 2]) if i + 2 < len(bounds) else (_nothing, 0, 0)
+            self.errors[i] = None
+        task = int(self.state[0]) + 1
+        self.state[0] = task                           # publish: the spinning workers start now
+        self._wake()
+        try:
+            _run_share(fn, bounds[0], bounds[1])
+        finally:
+            while not self.done(self.state, task, 1000):   # in slices, so that Ctrl-C is seen between them
+                pass
+        for exc in self.errors:
+            if exc is not None:
+                raise exc
+
+    def close(self):
+        self.closed = True
+        self.state[0] += 1
+        self._wake()
+
+
+def _nothing(a, b):
+    pass
+
+
 def _executor():
+    """The pool for ``_num_threads``: a _SpinPool where Numba is importable, else a ThreadPoolExecutor."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool._max_workers < _num_threads:
-            _pool = ThreadPoolExecutor(max_workers=_num_threads, thread_name_prefix="minicnn")
+        workers = _num_threads - 1
+        if isinstance(_pool, _SpinPool) and len(_pool.threads) != workers:
+            _pool.close()
+            _pool = None
+        if isinstance(_pool, ThreadPoolExecutor) and _pool._max_workers < _num_threads:
+            _pool = None
+        if _pool is None:
+            from . import _jit_loops
+            waits = _jit_loops.waits()
+            _pool = _SpinPool(workers, waits) if waits else ThreadPoolExecutor(
+                max_workers=_num_threads, thread_name_prefix="minicnn")
         return _pool
+
+
+def _forget_pool():
+    """In a forked child the pool's threads do not exist: start a new pool on first use."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 _region = threading.local()       # .busy: this thread is already running a share of a parallel_chunks call
@@ -72,7 +185,17 @@ def parallel_chunks(fn, n, elements):
         fn(0, n)
         return
     bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_executor().submit(_run_share, fn, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    pool = _executor()
+    if isinstance(pool, _SpinPool):
+        if not pool.busy.acquire(blocking=False):     # another thread's region is running: do this one alone
+            fn(0, n)
+            return
+        try:
+            pool.run(fn, bounds)
+        finally:
+            pool.busy.release()
+        return
+    futures = [pool.submit(_run_share, fn, bounds[i], bounds[i + 1]) for i in range(1, parts)]
     _run_share(fn, bounds[0], bounds[1])      # the calling thread does the first share itself
     for f in futures:
         f.result()                            # re-raises an exception from a worker
