@@ -501,7 +501,7 @@ def _max_pool_compiled(x, kernel, stride, pad, out):
     offsets = tuple(ky * Wp + kx for ky, kx in _taps(kh, kw))
     loop, neg = _jit_loops.compiled("max_pool_forward"), x.dtype.type(-np.inf)
     share = lambda r0, r1: loop(x3, y3, s3, offsets, sy, sx, ph, pw, Hp, Wp, neg, r0, r1)    # noqa: E731
-    parallel_chunks(share, N * C, x.size * _COMPILED_WORK)
+    parallel_chunks(share, N * C, x.size)               # no GIL held: a second thread pays from ~128 K cells
     return y, switches
 
 
@@ -523,14 +523,8 @@ def _max_pool_backward_compiled(dy, switches, x_shape, kernel, stride, pad):
         offsets = np.array([ky * Wp + kx for ky, kx in _taps(kh, kw)] + [Wp], dtype=np.int64)
         loop = _jit_loops.compiled("max_pool_backward")
         share = lambda r0, r1: loop(dy3, s3, dx3, offsets, sy, sx, ph, pw, r0, r1)    # noqa: E731
-    parallel_chunks(share, N * C, dx.size * _COMPILED_WORK)
+    parallel_chunks(share, N * C, dx.size)
     return dx
-
-
-# A compiled share runs without the GIL, so a second thread pays as soon as the share outlasts the hand-off to it
-# (~0.1 ms here): ``parallel_chunks`` splits from 2 * MIN_ELEMENTS_PER_THREAD of the ``elements`` passed, and a
-# compiled loop passes its element count times this factor.
-_COMPILED_WORK = 1
 
 
 def _tiles(x_shape, kernel, stride, pad):

@@ -5,15 +5,16 @@ compiled to machine code with ``numba.njit(nogil=True)``. Two things make that f
 
 * One pass. NumPy needs one array pass per window tap and per step (max pooling made ~40 passes over the phase
   grid, see ``_cpu_fast.max_pool2d_forward``); a compiled loop reads each input once and writes each output once,
-  with no phase grid, no junk columns and no crops.
+  with no phase grid and no crops.
 * No GIL. ``nogil=True`` releases the interpreter lock for the whole call, so the shares that
   ``_parallel.parallel_chunks`` hands to minicnn's threads run side by side on every core. NumPy threads hand
   the GIL back and forth between their many short calls (which is why the NumPy fast paths gained 1.2-1.8x
   from a second core where PyTorch gains 1.8-2.9x).
 
-Every loop takes the range of its outer axis (``r0, r1`` or ``c0, c1``) so that a caller can split the work over
-threads; the ranges are disjoint and no two of them write to one cell. Every loop visits the taps in the readable
-ops' order, so the sums come out bit for bit the same (see each docstring).
+Every loop takes a range of planes (``r0, r1``) so that a caller can split the work over threads; no two planes
+share an output cell. Every loop visits the taps in the readable ops' order, so the results come out bit for bit
+the same (see each docstring). Only max pooling is here: convolution's copies were tried as compiled loops and
+were slower than the NumPy ones (benchmarks/RESULTS.md, third session).
 
 Numba is imported on first use, not with minicnn, and compiled code is cached on disk (``cache=True``: the first
 call of each loop after an install compiles it, ~0.5 s a loop and dtype). Where Numba cannot be imported (a
@@ -60,9 +61,9 @@ def max_pool_forward(x, y, s, offsets, sy, sx, ph, pw, Hp, Wp, neg, r0, r1):
     in a plane of ``Wp`` columns. A tuple, because a tuple's length is part of the compiled type: the tap loop
     then has a fixed trip count and is unrolled (with ``kh``, ``kw`` as plain arguments it was a loop of unknown
     length, 6-8x slower). ``neg`` is -inf in x's dtype. Where the windows reach past the input (padding, ceil
-    mode; ``(Hp, Wp)`` is then the extent they read from the padded corner, else ``(H, W)``), each plane is first copied into a
-    scratch plane bordered with -inf, so that the window loop never checks bounds. Arrays are indexed flat
-    (3-D indexing cost up to 2x).
+    mode; ``(Hp, Wp)`` is then the extent they read from the padded corner, else ``(H, W)``), each plane is first
+    copied into a scratch plane bordered with -inf, so that the window loop never checks bounds. Arrays are
+    indexed flat (3-D indexing cost up to 2x).
 
     As the readable op: a strictly greater value takes over (the first maximum wins, NaN never wins), cells
     outside the input are -inf. No branch depends on the data: ``max(best, v)`` keeps ``best`` unless ``v`` is
@@ -158,10 +159,7 @@ def _build():
             _loops = False
         else:
             jit = numba.njit(nogil=True, cache=True)
-            compiled = {}
-            for name in _NAMES:     # in order, and into globals(): a loop finds the helpers it calls compiled
-                compiled[name] = globals()[name] = jit(globals()[name])
-            _loops = types.SimpleNamespace(**compiled)
+            _loops = types.SimpleNamespace(**{name: jit(globals()[name]) for name in _NAMES})
     return _loops
 
 
@@ -193,6 +191,7 @@ def _spin_until_done(state, task, spins):
 
 
 _waits = None
+_sched_yield = None        # libc's sched_yield through ctypes, once ``waits`` has looked it up
 
 
 def waits():
@@ -215,9 +214,6 @@ def waits():
             except Exception:                  # no sched_yield in this C library (not Linux or macOS)
                 _waits = False
     return _waits or None
-
-
-_sched_yield = None
 
 
 def compiled(name):

@@ -9,7 +9,8 @@ thread, 55-90 us per parallel region on this virtual machine (and as much again 
 the worker finishes), while a convolution or pooling of a small batch takes 0.1-1 ms in all. PyTorch's OpenMP
 threads spin between regions instead of sleeping. minicnn's workers do the same where Numba is there: between
 tasks they poll a shared counter without the GIL (``_jit_loops.waits``, sched_yield between polls) for about
-``SPIN_POLLS`` polls, ~1.5 ms, before they go to sleep; a region then costs ~5 us. Without Numba the pool is a
+``SPIN_POLLS`` polls, ~1.5 ms, before they go to sleep. An empty region then costs 15-25 us here, most of it the
+worker waiting for the GIL to start its share (35-90 us with a sleeping worker). Without Numba the pool is a
 ``ThreadPoolExecutor``.
 
 Why scratch buffers: a fresh large array is fresh pages, and the first touch of every 4 KiB page is a page fault
