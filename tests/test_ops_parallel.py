@@ -157,3 +157,25 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@needs_waits
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_gets_a_pool_of_its_own(threads):
+    import multiprocessing
+    threads(2)
+    _cover_once(4)                               # the parent's pool exists and its worker is spinning
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_covers, args=(queue,))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the child hung or failed"
+    assert queue.get(timeout=5) == [1] * 9
+
+
+def _child_covers(queue):
+    _parallel.MIN_ELEMENTS_PER_THREAD = 1
+    queue.put(_cover_once(9).tolist())
