@@ -9,7 +9,8 @@ Two measurements:
    checkpoint and history writes) on the demo's dataset; images/s = training images / epoch seconds.
 
 Peak memory: the Python-heap peak of three training steps measured with ``tracemalloc`` from a fresh interpreter,
-before the network is built (NumPy reports its array allocations to it, so this is the arrays' high-water mark,
+after one untraced step on a single image (which loads Numba's compiled loops: its compiler objects are not the
+network's memory) and before the network is built (NumPy reports its array allocations to it, so this is the arrays' high-water mark,
 including the scratch buffers and recycled arrays of ops/_parallel.py and ops/_recycle.py, which a process that
 has already trained would not allocate again), and the process's peak resident set size
 (``resource.getrusage(...).ru_maxrss``, which also counts the interpreter, NumPy, BLAS and the dataset).
@@ -93,6 +94,8 @@ def peak_of_steps(input_shape, batch_size, steps=3):
 
 
 def _traced_peak(input_shape, batch_size, steps):
+    net, opt, x, y = _step_setup(input_shape, 1)     # untraced: loads Numba's compiled loops (a one-off ~10-40 MB
+    train_step(net, opt, x, y)                       # of compiler objects), with arrays of one image only
     tracemalloc.start()
     net, opt, x, y = _step_setup(input_shape, batch_size)
     for _ in range(steps):
