@@ -158,9 +158,15 @@ def _build():
         except Exception:                      # not installed, or not for this Python / NumPy
             _loops = False
         else:
-            jit = numba.njit(nogil=True, cache=True)
-            _loops = types.SimpleNamespace(**{name: jit(globals()[name]) for name in _NAMES})
+            try:
+                _loops = _jit_all(numba.njit(nogil=True, cache=True))
+            except Exception:                  # no writable cache directory: compile in every process instead
+                _loops = _jit_all(numba.njit(nogil=True))
     return _loops
+
+
+def _jit_all(jit):
+    return types.SimpleNamespace(**{name: jit(globals()[name]) for name in _NAMES})
 
 
 # --- waiting without the GIL, for the thread pool in _parallel.py ----------------------------------------------
