@@ -98,8 +98,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     if _jit_loops.waits() is None:
-        print("bench_threads: Numba is not importable here, so there is no spinning pool or compiled loop to "
-              "compare")
+        print("bench_threads: Numba is not importable here (or MINICNN_JIT=0), so there is no spinning pool or "
+              "compiled loop to compare")
         return 0
     from threadpoolctl import threadpool_limits
     old_pool, old_threads = _parallel._pool, _parallel.get_num_threads()

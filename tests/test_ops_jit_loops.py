@@ -6,7 +6,8 @@ import pytest
 from minicnn import ops
 from minicnn.ops import _cpu_fast, _jit_loops
 
-pytestmark = pytest.mark.skipif(not _jit_loops.available(), reason="Numba is not importable here")
+pytestmark = pytest.mark.skipif(not _jit_loops.available(),
+                                reason="compiled loops off: Numba is not importable here, or MINICNN_JIT=0")
 
 
 def _source(name):

@@ -11,7 +11,8 @@ import pytest
 
 from minicnn.ops import _jit_loops, _parallel
 
-needs_waits = pytest.mark.skipif(_jit_loops.waits() is None, reason="Numba is not importable: no spinning pool")
+needs_waits = pytest.mark.skipif(_jit_loops.waits() is None,
+                                 reason="no spinning pool: Numba is not importable here, or MINICNN_JIT=0")
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def _cover_once(n_items):
 @pytest.mark.parametrize("n", [2, 3])
 def test_every_pool_covers_the_range_once_and_reraises(threads, kind, n):
     if kind == "spin" and _jit_loops.waits() is None:
-        pytest.skip("Numba is not importable: no spinning pool")
+        pytest.skip("no spinning pool: Numba is not importable here, or MINICNN_JIT=0")
     pool = None if kind == "spin" else ThreadPoolExecutor(max_workers=n)
     got = threads(n, pool)
     assert isinstance(got, _parallel._SpinPool if kind == "spin" else ThreadPoolExecutor)

@@ -30,7 +30,7 @@ def copy_threads(threads):
     paths only (the fallback where Numba is not importable)."""
     n, compiled = threads
     if compiled and not _jit_loops.available():
-        pytest.skip("Numba is not importable here: the compiled loops do not run")
+        pytest.skip("compiled loops off: Numba is not importable here, or MINICNN_JIT=0")
     with contextlib.ExitStack() as stack:
         if not compiled:
             stack.enter_context(_jit_loops.disabled())
