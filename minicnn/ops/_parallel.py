@@ -21,6 +21,7 @@ nothing refers to any more), so nothing the caller holds is ever overwritten by 
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -238,7 +239,7 @@ def scratch(tag, shape, dtype):
     """
     store = _scratch.__dict__
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize         # not np.prod: ~5 us a call, on every op
     buf = store.get(tag)
     if buf is None or buf.nbytes < size:
         buf = np.empty(size, dtype=np.uint8)

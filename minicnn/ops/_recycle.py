@@ -15,6 +15,7 @@ use is bounded (``_MAX_FREE_BYTES``). ``recycling(False)`` switches it off (then
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import threading
 
@@ -53,7 +54,7 @@ _FREE_REFS = _free_refcount()
 def empty(shape, dtype):
     """An uninitialised array like ``np.empty(shape, dtype)``, its memory recycled when a free one fits exactly."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize       # not np.prod: ~10 us a call, on every op output
     if not _enabled or _FREE_REFS is None or nbytes < _MIN_BYTES:
         return np.empty(shape, dtype=dtype)
     with _lock:
