@@ -136,7 +136,7 @@ def test_a_resized_pool_stops_its_old_workers(threads):
     np.testing.assert_array_equal(_cover_once(5), np.ones(5, dtype=np.int64))
 
 
-def test_without_numba_the_numpy_paths_and_the_executor_run(tmp_path):
+def test_without_numba_the_numpy_paths_and_the_executor_run():
     """MINICNN_JIT=0 stands for a machine without Numba: NumPy fast paths, a ThreadPoolExecutor, same results."""
     script = """
 import numpy as np

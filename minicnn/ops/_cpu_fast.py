@@ -496,14 +496,22 @@ def _max_pool_compiled(x, kernel, stride, pad, out):
     y = fresh((N, C, oh, ow), x.dtype)
     switches = fresh((N, C, oh, ow), np.int32)
     y3, s3 = y.reshape(N * C, oh, ow), switches.reshape(N * C, oh, ow)
-    Hp, Wp = (oh - 1) * sy + kh, (ow - 1) * sx + kw     # what the windows read, from the padded corner
-    if (ph, pw) == (0, 0) and Hp <= H and Wp <= W:
-        Hp, Wp = H, W                                   # all inside x: the loop reads x itself
+    Hp, Wp = pool_read_extent(x.shape, kernel, stride, pad, out)
     offsets = tuple(ky * Wp + kx for ky, kx in _taps(kh, kw))
     loop, neg = _jit_loops.compiled("max_pool_forward"), x.dtype.type(-np.inf)
     share = lambda r0, r1: loop(x3, y3, s3, offsets, sy, sx, ph, pw, Hp, Wp, neg, r0, r1)    # noqa: E731
     parallel_chunks(share, N * C, x.size)               # no GIL held: a second thread pays from ~128 K cells
     return y, switches
+
+
+def pool_read_extent(x_shape, kernel, stride, pad, out):
+    """(Hp, Wp): the plane the compiled forward loop reads -- x itself, (H, W), when every window lies inside it,
+    else the extent the windows reach from the padded corner (a -inf-bordered copy of each plane)."""
+    (kh, kw), (sy, sx), (oh, ow) = kernel, stride, out
+    Hp, Wp = (oh - 1) * sy + kh, (ow - 1) * sx + kw
+    if tuple(pad) == (0, 0) and Hp <= x_shape[2] and Wp <= x_shape[3]:
+        return tuple(x_shape[2:])
+    return Hp, Wp
 
 
 def _max_pool_backward_compiled(dy, switches, x_shape, kernel, stride, pad):
@@ -520,10 +528,10 @@ def _max_pool_backward_compiled(dy, switches, x_shape, kernel, stride, pad):
         loop, zero = _jit_loops.compiled("max_pool_backward_tiles"), dy.dtype.type(0)
         share = lambda r0, r1: loop(dy3, s3, dx3, offsets, zero, r0, r1)    # noqa: E731
     else:
-        Wp = max(W + pw, (ow - 1) * sx + kw)           # the padded plane's width, appended for the loop
-        offsets = np.array([ky * Wp + kx for ky, kx in _taps(kh, kw)] + [Wp], dtype=np.int64)
+        Hp, Wp = max(H + ph, (oh - 1) * sy + kh), max(W + pw, (ow - 1) * sx + kw)   # padding and windows
+        offsets = np.array([ky * Wp + kx for ky, kx in _taps(kh, kw)], dtype=np.int64)
         loop = _jit_loops.compiled("max_pool_backward")
-        share = lambda r0, r1: loop(dy3, s3, dx3, offsets, sy, sx, ph, pw, r0, r1)    # noqa: E731
+        share = lambda r0, r1: loop(dy3, s3, dx3, offsets, sy, sx, ph, pw, Hp, Wp, r0, r1)    # noqa: E731
     parallel_chunks(share, N * C, dx.size)
     return dx
 

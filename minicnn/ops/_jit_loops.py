@@ -98,21 +98,18 @@ def max_pool_forward(x, y, s, offsets, sy, sx, ph, pw, Hp, Wp, neg, r0, r1):
                 sf[out + ox] = tap
 
 
-def max_pool_backward(dy, s, dx, offsets, sy, sx, ph, pw, r0, r1):
+def max_pool_backward(dy, s, dx, offsets, sy, sx, ph, pw, Hp, Wp, r0, r1):
     """dx (R, H, W) for planes r0..r1-1: every dy added at its switch (unpooling); a switch in the padding
     drops its dy, as the readable op's crop does.
 
-    ``offsets``: an array, for every tap ``ky*Wp + kx`` in a plane padded to ``Wp`` columns, where ``Wp`` is
-    ``offsets``'s last entry (an array: indexing a tuple by a switch, a value known only at run time, was 2-3x
-    slower). Each plane is summed in a zeroed scratch plane that holds the padding too (no bounds checks), then
-    its inside is copied out. The outputs are visited in reverse row-major order: the windows that cover one
+    ``offsets``: an array, for every tap ``ky*Wp + kx`` in a plane padded to ``Hp x Wp`` (an array: indexing a
+    tuple by a switch, a value known only at run time, was 2-3x slower). Each plane is summed in a zeroed
+    scratch plane that holds the padding too (no bounds checks), then its inside is copied out. The outputs are visited in reverse row-major order: the windows that cover one
     pixel, taken in reverse, see it at increasing taps, and the readable op adds tap by tap onto zeros -- so the
     sums are bit for bit its (in forward order this loop is ~1.6x faster, and off by a rounding now and then
     where three or four windows share a pixel)."""
     H, W = dx.shape[1], dx.shape[2]
     oh, ow = dy.shape[1], dy.shape[2]
-    Wp = offsets[-1]
-    Hp = max(H + ph, (oh - 1) * sy + offsets[-2] // Wp + 1)
     plane = np.empty(Hp * Wp, dx.dtype)
     dxf, dyf, sf = dx.reshape(-1), dy.reshape(-1), s.reshape(-1)
     for r in range(r0, r1):
@@ -130,7 +127,7 @@ def max_pool_backward(dy, s, dx, offsets, sy, sx, ph, pw, r0, r1):
 
 def max_pool_backward_tiles(dy, s, dx, offsets, zero, r0, r1):
     """dx for windows that tile the input (stride = kernel, no padding): every pixel lies in one window, so dy
-    is written at its switch, in any order, onto zeros. ``offsets`` as in ``max_pool_backward`` (with Wp = W).
+    is written at its switch, in any order, onto zeros. ``offsets`` as in ``max_pool_backward``, with Wp = W.
     ``dy + zero`` (0 in dx's dtype) turns a -0.0 into the +0.0 that the readable op's ``0 + dy`` gives."""
     H, W = dx.shape[1], dx.shape[2]
     oh, ow = dy.shape[1], dy.shape[2]
