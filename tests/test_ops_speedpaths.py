@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from minicnn import ops
 from minicnn.gradcheck import conv_configs, distinct_values, pool_configs
-from minicnn.ops import _cpu_fast, _jit_loops, _parallel, _recycle
+from minicnn.ops import _cpu_fast, _jit_loops, _native, _parallel, _recycle
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
@@ -23,16 +23,21 @@ TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, ato
 
 @contextlib.contextmanager
 def copy_threads(threads):
-    """``threads = (n, compiled)``: n copy threads, splitting even the smallest test arrays; with 2 threads the
+    """``threads = (n, loops)``: n copy threads, splitting even the smallest test arrays; with 2 threads the
     convolutions also run one image per batch chunk (with 1, the whole small test batch is one chunk), so both
     paths are covered. Output arrays of every size are recycled (ops/_recycle.py), so a recycled array still in
-    use would show. ``compiled``: the Numba loops of ops/_jit_loops.py where they apply, else the NumPy fast
-    paths only (the fallback where Numba is not importable)."""
-    n, compiled = threads
-    if compiled and not _jit_loops.available():
+    use would show. ``loops``: which compiled loops may run where they apply -- "c" (ops/_native.py, the
+    default where a C compiler is found), "numba" (ops/_jit_loops.py, the fallback without one), or "numpy" (the
+    NumPy fast paths only, the fallback without either)."""
+    n, loops = threads
+    if loops == "c" and not _native.available():
+        pytest.skip(f"C loops unavailable: {_native.build_error()}")
+    if loops == "numba" and not _jit_loops.available():
         pytest.skip("compiled loops off: Numba is not importable here, or MINICNN_JIT=0")
     with contextlib.ExitStack() as stack:
-        if not compiled:
+        if loops != "c":
+            stack.enter_context(_native.disabled())
+        if loops == "numpy":
             stack.enter_context(_jit_loops.disabled())
         stack.enter_context(_copy_threads(n))
         yield
@@ -57,8 +62,13 @@ def _copy_threads(n):
         _recycle._MIN_BYTES = old_recycle_min
 
 
-threads_param = pytest.mark.parametrize("threads", [(1, True), (2, True), (1, False), (2, False)],
-                                        ids=["1thread", "2threads", "1thread-numpy", "2threads-numpy"])
+def _threads_param(cases):
+    return pytest.mark.parametrize("threads", cases, ids=[f"{n}thread-{loops}" for n, loops in cases])
+
+
+threads_param = _threads_param([(1, "c"), (2, "c"), (1, "numpy"), (2, "numpy")])
+# pooling has all three: C loops, Numba loops, NumPy
+pool_threads_param = _threads_param([(1, "c"), (2, "c"), (1, "numba"), (2, "numba"), (1, "numpy"), (2, "numpy")])
 
 
 def reference(fn, *args, **kwargs):
@@ -151,7 +161,7 @@ def _pool_input(cfg, rng, dtype, ties):
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(cfg=pool_configs(max_batch=2, max_channels=4, max_size=10), seed=st.integers(0, 2**31 - 1),
        ties=st.booleans())
-@threads_param
+@pool_threads_param
 def test_max_pool_matches_readable(threads, dtype, cfg, seed, ties):
     with copy_threads(threads):
         rng = np.random.default_rng(seed)
@@ -175,7 +185,7 @@ def test_max_pool_matches_readable(threads, dtype, cfg, seed, ties):
                 np.testing.assert_array_equal(a, a_copy)
 
 
-@threads_param
+@pool_threads_param
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_non_finite_values_match_readable(threads, dtype):
     with copy_threads(threads):
@@ -193,7 +203,7 @@ def test_max_pool_non_finite_values_match_readable(threads, dtype):
                                           reference(ops.max_pool2d_backward, dy, cache_ref))
 
 
-@threads_param
+@pool_threads_param
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("args", [(2, 2, 0, False), (3, 2, 0, True), (3, 2, 1, False), (3, 1, 1, True), (2, 3, 1, True)])
 def test_max_pool_all_ties_padding_and_signed_zeros_match_readable(threads, dtype, args):
@@ -214,7 +224,7 @@ def test_max_pool_all_ties_padding_and_signed_zeros_match_readable(threads, dtyp
             np.testing.assert_array_equal(dx.view(np.uint8), reference(ops.max_pool2d_backward, dy, cache_ref).view(np.uint8))
 
 
-@threads_param
+@pool_threads_param
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", [(2, 2), (3, 2), (1, 1)])
 def test_max_pool_tiling_windows_match_readable(threads, dtype, kernel):

@@ -41,13 +41,14 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _jit_loops
+from . import _jit_loops, _native
 from ._parallel import blas_single_threaded, can_limit_blas, get_num_threads, parallel_chunks, scratch
 from ._recycle import empty as fresh
 
@@ -450,6 +451,8 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
     short loop per plane. The 2-D per-plane runs cost ~40 ns of loop setup per plane and pass, which on
     32x32 planes was more than half the time."""
     N, C, H, W = x.shape
+    if _native.available(x.dtype):
+        return _max_pool_native(x, kernel, stride, pad, out)
     if _jit_loops.available():
         return _max_pool_compiled(x, kernel, stride, pad, out)
     if _tiles(x.shape, kernel, stride, pad) and not np.isnan(x.max()):
@@ -485,6 +488,49 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
 
     parallel_chunks(work, N * C, x.size // 4)        # a thread hand-off (~0.1 ms here) pays from ~0.5 M elements
     return y, switches
+
+
+@functools.lru_cache(maxsize=64)
+def _pool_runs(x_shape, kernel, stride, pad, out):
+    """(Hq, Wq, runs) of the phase grid for the C loops: runs[t], where tap t's run starts in a plane's grid of
+    all phases (int64). Cached: building the _Grid in Python costs more than pooling a small batch."""
+    grid = _Grid(x_shape, kernel, stride, pad, out)
+    runs = np.array([q * grid.Hq * grid.Wq + start for q, start in grid.runs], dtype=np.int64)
+    runs.flags.writeable = False
+    return grid.Hq, grid.Wq, runs
+
+
+def _native_pool_args(x_shape, kernel, stride, pad, out):
+    """The size arguments the C pooling loops share, after their four pointers (see kernels/cpu_pool.c)."""
+    Hq, Wq, runs = _pool_runs(tuple(x_shape), tuple(kernel), tuple(stride), tuple(pad), tuple(out))
+    return runs, (len(runs), x_shape[2], x_shape[3], out[0], out[1], *stride, *pad, Hq, Wq)
+
+
+def _max_pool_native(x, kernel, stride, pad, out):
+    """The pooling as C loops (``_native``, kernels/cpu_pool.c): each plane split into its phase grid in the
+    L1 cache, then every tap one vector pass over the plane's outputs, 8 float32 at a time; planes split over
+    the threads, no GIL held."""
+    N, C = x.shape[:2]
+    x = np.ascontiguousarray(x)
+    y = fresh((N, C) + tuple(out), x.dtype)
+    switches = fresh((N, C) + tuple(out), np.int32)
+    runs, sizes = _native_pool_args(x.shape, kernel, stride, pad, out)
+    loop, pointers = _native.library(x.dtype).max_pool_forward, (x.ctypes.data, y.ctypes.data,
+                                                                 switches.ctypes.data, runs.ctypes.data)
+    parallel_chunks(lambda r0, r1: _native.call(loop, *pointers, *sizes, r0, r1), N * C, x.size)
+    return y, switches
+
+
+def _max_pool_backward_native(dy, switches, x_shape, kernel, stride, pad):
+    """Unpooling as C loops: per plane, tap by tap, one vector pass adding dy where the switch is that tap."""
+    N, C = x_shape[:2]
+    dy, switches = np.ascontiguousarray(dy), np.ascontiguousarray(switches)
+    dx = fresh(x_shape, dy.dtype)
+    runs, sizes = _native_pool_args(x_shape, kernel, stride, pad, dy.shape[2:])
+    loop, pointers = _native.library(dy.dtype).max_pool_backward, (dy.ctypes.data, switches.ctypes.data,
+                                                                  dx.ctypes.data, runs.ctypes.data)
+    parallel_chunks(lambda r0, r1: _native.call(loop, *pointers, *sizes, r0, r1), N * C, dx.size)
+    return dx
 
 
 def _max_pool_compiled(x, kernel, stride, pad, out):
@@ -594,6 +640,8 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     N, C, H, W = x_shape
     (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
     oh, ow = dy.shape[2:]
+    if _native.available(dy.dtype):                   # C loops, vectorized, threads without the GIL
+        return _max_pool_backward_native(dy, switches, x_shape, kernel, stride, pad)
     if _jit_loops.available():                        # one compiled pass per plane, threads without the GIL
         return _max_pool_backward_compiled(dy, switches, x_shape, kernel, stride, pad)
     HW, dump = H * W, N * C * H * W

@@ -1,0 +1,184 @@
+/* Max pooling with switches and its backward (unpooling) for the CPU, as C with 32-byte vectors.
+
+   The loops of minicnn/ops/pool.py's readable ops, one image plane at a time, compiled by the system's C compiler
+   on first use (minicnn/ops/_native.py) with -DT=float or -DT=double, as the .cu kernels are. Called through
+   ctypes, which releases the GIL, on a range of planes [r0, r1): minicnn's threads split the planes between them.
+
+   Why this layout. Each plane is first split by stride phase into a small grid that stays in the L1 cache
+   (ops/_cpu_fast.py, class _Grid, explains the phase grid): P[qy*sx + qx][a][b] = xpad[a*sy + qy][b*sx + qx].
+   Window tap t of output (oy, ox) then reads P at runs[t] + oy*Wq + ox, so over the outputs of a plane, taken
+   on an (oh, Wq) grid, every tap is ONE contiguous run. A contiguous run is what a vector instruction loads:
+   8 floats (or 4 doubles) of 8 outputs per load, compared and selected all at once, where a loop over the
+   taps of one output at a time is scalar (the Numba loops in ops/_jit_loops.py: 5-7 ns per output).
+   Columns ow..Wq-1 of that grid are junk, dropped when the outputs are copied out.
+
+   Bit for bit the readable ops: a strictly greater value wins (the first maximum wins a tie, NaN never wins,
+   cells outside the input are -inf), and the backward adds the taps onto +0.0 in the readable op's order. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef T
+#define T float
+#endif
+
+typedef int64_t i64;
+#define VBYTES 32
+#define LANES ((i64)(VBYTES / sizeof(T)))
+/* IT: the integer of T's width. vT: LANES values of T; vI: the integer vector of the same lanes, which is what a
+   comparison of two vT yields (-1 where true, 0 where false). */
+#define float_INT int32_t
+#define double_INT int64_t
+#define INT_OF(type) INT_OF_(type)
+#define INT_OF_(type) type##_INT
+typedef INT_OF(T) IT;
+typedef T vT __attribute__((vector_size(VBYTES)));
+typedef IT vI __attribute__((vector_size(VBYTES)));
+
+static vT load(const T *p) { vT v; memcpy(&v, p, sizeof v); return v; }        /* unaligned */
+static vI load_i(const IT *p) { vI v; memcpy(&v, p, sizeof v); return v; }
+static void store(T *p, vT v) { memcpy(p, &v, sizeof v); }
+static vT select_where(vI mask, vT a, vT b) { return (vT)(((vI)a & mask) | ((vI)b & ~mask)); }
+
+/* The phase rows [a0, a1) of phase offset q holding input pixels: 0 <= a*s + q - p < size, clipped to n. */
+static void valid(i64 q, i64 s, i64 p, i64 size, i64 n, i64 *a0, i64 *a1)
+{
+    i64 lo = q >= p ? 0 : (p - q + s - 1) / s;
+    i64 hi = size - 1 + p - q < 0 ? 0 : (size - 1 + p - q) / s + 1;
+    if (hi > n) hi = n;
+    *a0 = lo;
+    *a1 = hi > lo ? hi : lo;
+}
+
+typedef struct {
+    i64 H, W, oh, ow, sy, sx, ph, pw, Hq, Wq;
+} geometry;
+
+/* P (sy*sx phases of Hq x Wq) from one plane x (H x W), fill where no pixel lands. */
+static void split_plane(const T *x, const geometry *g, T fill, T *P)
+{
+    i64 n = g->sy * g->sx * g->Hq * g->Wq + LANES;      /* + the slack past the grid */
+    for (i64 i = 0; i < n; i++) P[i] = fill;
+    for (i64 qy = 0; qy < g->sy; qy++) {
+        i64 a0, a1;
+        valid(qy, g->sy, g->ph, g->H, g->Hq, &a0, &a1);
+        for (i64 qx = 0; qx < g->sx; qx++) {
+            i64 b0, b1;
+            valid(qx, g->sx, g->pw, g->W, g->Wq, &b0, &b1);
+            T *Pq = P + (qy * g->sx + qx) * g->Hq * g->Wq;
+            for (i64 a = a0; a < a1; a++) {
+                const T *row = x + (a * g->sy + qy - g->ph) * g->W + qx - g->pw;
+                T *out = Pq + a * g->Wq;
+                if (g->sx == 2)                      /* a constant stride: the compiler vectorizes the gather */
+                    for (i64 b = b0; b < b1; b++) out[b] = row[2 * b];
+                else
+                    for (i64 b = b0; b < b1; b++) out[b] = row[b * g->sx];
+            }
+        }
+    }
+}
+
+/* dx plane (H x W) from the phase grid G: the inverse of split_plane for the cells that hold pixels; a pixel on
+   no window (stride > kernel, or the floor-mode remainder) gets 0. */
+static void merge_plane(const T *G, const geometry *g, T *dx)
+{
+    if (g->sy * g->Hq < g->ph + g->H || g->sx * g->Wq < g->pw + g->W)
+        for (i64 i = 0; i < g->H * g->W; i++) dx[i] = 0;
+    for (i64 qy = 0; qy < g->sy; qy++) {
+        i64 a0, a1;
+        valid(qy, g->sy, g->ph, g->H, g->Hq, &a0, &a1);
+        for (i64 qx = 0; qx < g->sx; qx++) {
+            i64 b0, b1;
+            valid(qx, g->sx, g->pw, g->W, g->Wq, &b0, &b1);
+            const T *Gq = G + (qy * g->sx + qx) * g->Hq * g->Wq;
+            for (i64 a = a0; a < a1; a++) {
+                T *row = dx + (a * g->sy + qy - g->ph) * g->W + qx - g->pw;
+                const T *in = Gq + a * g->Wq;
+                if (g->sx == 2)
+                    for (i64 b = b0; b < b1; b++) row[2 * b] = in[b];
+                else
+                    for (i64 b = b0; b < b1; b++) row[b * g->sx] = in[b];
+            }
+        }
+    }
+}
+
+/* Scratch for one share of planes: the phase grid and two (oh, Wq) output grids, each padded so that a vector
+   load or store that starts in it stays in it. NULL if out of memory. */
+static void *scratch(const geometry *g, i64 *grid_cells, i64 *out_cells)
+{
+    *grid_cells = g->sy * g->sx * g->Hq * g->Wq + LANES;
+    *out_cells = (g->oh * g->Wq + LANES - 1) / LANES * LANES;
+    return malloc((*grid_cells + *out_cells) * sizeof(T) + *out_cells * sizeof(IT) + 2 * VBYTES);
+}
+
+/* y, s (R, oh, ow) from x (R, H, W) for planes r0..r1-1. runs[t]: where tap t's run starts in the phase grid.
+   Returns 0, or -1 if out of memory. */
+int max_pool_forward(const T *x, T *y, int32_t *s, const i64 *runs, i64 ntaps, i64 H, i64 W, i64 oh, i64 ow,
+                     i64 sy, i64 sx, i64 ph, i64 pw, i64 Hq, i64 Wq, i64 r0, i64 r1)
+{
+    geometry g = {H, W, oh, ow, sy, sx, ph, pw, Hq, Wq};
+    i64 grid_cells, out_cells;
+    T *P = scratch(&g, &grid_cells, &out_cells);
+    if (!P) return -1;
+    T *yg = P + grid_cells;
+    IT *sg = (IT *)(yg + out_cells);
+    for (i64 r = r0; r < r1; r++) {
+        split_plane(x + r * H * W, &g, -INFINITY, P);
+        for (i64 c = 0; c < out_cells; c += LANES) {     /* LANES outputs at a time, all taps */
+            vT best = (vT){0} - INFINITY;
+            vI tap = {0};
+            for (i64 t = 0; t < ntaps; t++) {
+                vT v = load(P + runs[t] + c);
+                vI wins = v > best;                      /* strictly greater: false for NaN and for ties */
+                best = select_where(wins, v, best);
+                tap = (((vI){0} + (IT)t) & wins) | (tap & ~wins);
+            }
+            store(yg + c, best);
+            memcpy(sg + c, &tap, sizeof tap);
+        }
+        for (i64 oy = 0; oy < oh; oy++) {
+            memcpy(y + (r * oh + oy) * ow, yg + oy * Wq, ow * sizeof(T));
+            for (i64 ox = 0; ox < ow; ox++) s[(r * oh + oy) * ow + ox] = (int32_t)sg[oy * Wq + ox];
+        }
+    }
+    free(P);
+    return 0;
+}
+
+/* dx (R, H, W) from dy, s (R, oh, ow) for planes r0..r1-1: every dy added at its switch.
+
+   Tap by tap, in row-major tap order, each tap one vector pass over the plane's outputs: G[run + o] +=
+   (s[o] == t ? dy[o] : 0). That is the readable op's order of the sums (for every pixel, its windows' shares in
+   increasing tap order, onto +0.0); the +0.0 added where a switch does not match changes nothing, since a sum
+   that starts at +0.0 is never -0.0. Junk columns carry switch -1, which matches no tap. */
+int max_pool_backward(const T *dy, const int32_t *s, T *dx, const i64 *runs, i64 ntaps, i64 H, i64 W, i64 oh,
+                      i64 ow, i64 sy, i64 sx, i64 ph, i64 pw, i64 Hq, i64 Wq, i64 r0, i64 r1)
+{
+    geometry g = {H, W, oh, ow, sy, sx, ph, pw, Hq, Wq};
+    i64 grid_cells, out_cells;
+    T *G = scratch(&g, &grid_cells, &out_cells);
+    if (!G) return -1;
+    T *dyg = G + grid_cells;
+    IT *sg = (IT *)(dyg + out_cells);
+    for (i64 o = 0; o < out_cells; o++) { dyg[o] = 0; sg[o] = -1; }
+    for (i64 r = r0; r < r1; r++) {
+        for (i64 oy = 0; oy < oh; oy++) {
+            memcpy(dyg + oy * Wq, dy + (r * oh + oy) * ow, ow * sizeof(T));
+            for (i64 ox = 0; ox < ow; ox++) sg[oy * Wq + ox] = s[(r * oh + oy) * ow + ox];
+        }
+        for (i64 i = 0; i < grid_cells; i++) G[i] = 0;
+        for (i64 t = 0; t < ntaps; t++) {
+            T *run = G + runs[t];
+            vI tap = (vI){0} + (IT)t;
+            for (i64 c = 0; c < out_cells; c += LANES) {
+                vT share = (vT)((vI)load(dyg + c) & (load_i(sg + c) == tap));
+                store(run + c, load(run + c) + share);
+            }
+        }
+        merge_plane(G, &g, dx + r * H * W);
+    }
+    free(G);
+    return 0;
+}

@@ -1,0 +1,166 @@
+"""C loops for the CPU fast paths, compiled on first use by the machine's own C compiler and called through ctypes.
+
+Some loops gain most from vector instructions that neither NumPy (one pass per window tap) nor Numba (which left
+the pooling loops scalar) produce: max pooling compares 8 float32 outputs at once in 32-byte vectors
+(``minicnn/kernels/cpu_pool.c`` says how). Their C source ships with the package, beside the CUDA kernels, and
+follows the kernels' convention: one source, the element type ``T`` set at compile time (``-DT=float`` or
+``-DT=double``).
+
+Building: the first call in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set; ~0.5 s a dtype)
+and keeps the shared library in a cache directory (``$MINICNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/minicnn`` or
+``~/.cache/minicnn``), named by a hash of the source, the compiler, its flags and this CPU, so that a changed
+source, compiler or machine builds anew and concurrent processes never see a half-written file (each builds
+under a temporary name and renames). ``-march=native`` is what lets the compiler use AVX2 where the CPU has it;
+no ``-ffast-math``, which would change the NaN and signed-zero results the tests hold the loops to.
+
+Where no C compiler is found, a build fails, or ``MINICNN_NATIVE=0`` is set, ``available()`` is False and the
+callers fall back to the Numba loops or the NumPy fast paths. ctypes releases the GIL for the duration of each
+call, so the shares that ``_parallel.parallel_chunks`` hands to minicnn's threads run side by side.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend
+
+__all__ = ["available", "disabled", "library", "build_error"]
+
+SOURCES = ("cpu_pool.c",)
+FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC")
+ARCH_FLAGS = ("-march=native",)           # dropped (with a second try) where the compiler does not know it
+_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+_ENV_ON = os.environ.get("MINICNN_NATIVE", "1") != "0"
+_switch = _ENV_ON
+_libraries = {}            # dtype -> ctypes.CDLL, or None where its build failed
+_errors = {}               # dtype -> why the build failed
+_lock = threading.Lock()
+
+_P, _I = ctypes.c_void_p, ctypes.c_int64
+# name -> argument types: the pointers first, then the int64 sizes (see the C source for what each one is)
+_SIGNATURES = {
+    "max_pool_forward": [_P, _P, _P, _P] + [_I] * 13,
+    "max_pool_backward": [_P, _P, _P, _P] + [_I] * 13,
+}
+
+
+def available(dtype=np.float32):
+    """True when the C loops for ``dtype`` can run here (switched on, a compiler found, the build succeeded)."""
+    return _switch and library(dtype) is not None
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within this block ``available()`` is False: the callers use their fallback paths (tests, A/B runs)."""
+    global _switch
+    old, _switch = _switch, False
+    try:
+        yield
+    finally:
+        _switch = old
+
+
+def build_error(dtype=np.float32):
+    """Why the C loops for ``dtype`` are not available (None when they are, or before the first try)."""
+    if not _ENV_ON:
+        return "MINICNN_NATIVE=0"
+    return _errors.get(np.dtype(dtype))
+
+
+def library(dtype):
+    """The compiled loops for ``dtype`` (float32 or float64) as a ctypes library, building it on first use;
+    None when that is not possible here (see ``build_error``)."""
+    dtype = np.dtype(dtype)
+    if not _ENV_ON or dtype not in _TYPES:
+        return None
+    if dtype not in _libraries:
+        with _lock:
+            if dtype not in _libraries:
+                try:
+                    _libraries[dtype] = _load(_build(_TYPES[dtype]))
+                except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                    _libraries[dtype], _errors[dtype] = None, str(e)
+    return _libraries[dtype]
+
+
+def _compiler():
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        path = name and shutil.which(name)
+        if path:
+            return path
+    raise RuntimeError("no C compiler (cc, gcc or clang) on the PATH")
+
+
+def _cpu_fingerprint():
+    """What -march=native depends on: a library built for one CPU may not run on another sharing the cache."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags", "Features", "CPU part"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor()
+
+
+def _cache_dir():
+    for base in (os.environ.get("MINICNN_CACHE_DIR"),
+                 os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "minicnn")):
+        if base:
+            try:
+                os.makedirs(base, exist_ok=True)
+                if os.access(base, os.W_OK):
+                    return Path(base)
+            except OSError:
+                pass
+    return Path(tempfile.mkdtemp(prefix="minicnn-native-"))      # nowhere to keep it: this process only
+
+
+def _build(ctype):
+    """Path of the shared library of SOURCES for element type ``ctype``, compiling it if not cached."""
+    cc = _compiler()
+    sources = [backend.KERNEL_DIR / name for name in SOURCES]
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256()
+    for part in [cc, version, " ".join(FLAGS + ARCH_FLAGS), ctype, platform.machine(), _cpu_fingerprint()]:
+        key.update(part.encode() + b"\0")
+    for source in sources:
+        key.update(source.read_bytes())
+    target = _cache_dir() / f"cpu_loops_{ctype}_{key.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    errors = []
+    for arch in (ARCH_FLAGS, ()):
+        fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+        cmd = [cc, *FLAGS, *arch, f"-DT={ctype}", *map(str, sources), "-o", partial]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if done.returncode == 0:
+            os.replace(partial, target)              # atomic: another process sees no file or a whole one
+            return target
+        os.unlink(partial)
+        errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-2000:]}")
+    raise RuntimeError("building the C loops failed:\n" + "\n".join(errors))
+
+
+def _load(path):
+    lib = ctypes.CDLL(str(path))
+    for name, argtypes in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = argtypes, ctypes.c_int
+    return lib
+
+
+def call(fn, *args):
+    """Call a C loop; every loop returns 0, or -1 when its scratch memory could not be allocated."""
+    if fn(*args) != 0:
+        raise MemoryError(f"minicnn C loop {fn.__name__}: out of memory for its scratch buffers")

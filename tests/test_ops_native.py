@@ -1,0 +1,109 @@
+"""The C loops of ops/_native.py: building, caching, falling back; their results are held to the readable ops in
+test_ops_speedpaths.py (the "c" cases) and below on the cases where vector lanes could go wrong."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minicnn import ops
+from minicnn.ops import _cpu_fast, _native
+
+needs_c = pytest.mark.skipif(not _native.available(), reason=f"C loops unavailable: {_native.build_error()}")
+
+
+@pytest.fixture
+def fresh_builds(monkeypatch, tmp_path):
+    """An empty cache directory and no library loaded yet, restored afterwards."""
+    monkeypatch.setenv("MINICNN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_native, "_libraries", {})
+    monkeypatch.setattr(_native, "_errors", {})
+    return tmp_path
+
+
+@needs_c
+def test_a_build_is_cached_and_reused(fresh_builds, monkeypatch):
+    lib = _native.library(np.float32)
+    built = sorted(p.name for p in fresh_builds.iterdir())
+    assert lib is not None and len(built) == 1 and built[0].startswith("cpu_loops_float_")
+    monkeypatch.setattr(_native, "_libraries", {})
+    runs = []
+    real_run = subprocess.run
+    monkeypatch.setattr(_native.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    assert _native.library(np.float32) is not None
+    assert all("-shared" not in cmd for cmd in runs)              # found in the cache: no second compile
+    assert sorted(p.name for p in fresh_builds.iterdir()) == built  # and no temporary file left behind
+
+
+@needs_c
+def test_an_unknown_arch_flag_falls_back_to_a_plain_build(fresh_builds, monkeypatch):
+    monkeypatch.setattr(_native, "ARCH_FLAGS", ("-march=no-such-cpu",))
+    assert _native.library(np.float64) is not None
+    assert len(list(fresh_builds.iterdir())) == 1
+
+
+def test_without_a_compiler_the_fallback_paths_run(fresh_builds, monkeypatch):
+    monkeypatch.setenv("PATH", str(fresh_builds))               # nothing to run there
+    monkeypatch.delenv("CC", raising=False)
+    assert not _native.available(np.float32)
+    assert "no C compiler" in _native.build_error(np.float32)
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 7)).astype(np.float32)
+    y, cache = ops.max_pool2d_forward(x, 3, 2, 0, True)             # the Numba or NumPy path instead
+    with _cpu_fast.reference_paths():
+        y_ref, cache_ref = ops.max_pool2d_forward(x, 3, 2, 0, True)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(cache.switches, cache_ref.switches)
+
+
+def test_a_failing_build_says_why(fresh_builds, monkeypatch):
+    monkeypatch.setattr(_native, "FLAGS", _native.FLAGS + ("-include", "/no/such/header.h"))
+    if not _native.available(np.float32) and _native.build_error(np.float32).startswith("no C compiler"):
+        pytest.skip("no C compiler here")
+    assert not _native.available(np.float32)
+    assert "building the C loops failed" in _native.build_error(np.float32)
+    assert list(fresh_builds.iterdir()) == []                   # no half-written library left
+
+
+@needs_c
+def test_disabled_switches_them_off_and_back():
+    with _native.disabled():
+        assert not _native.available()
+    assert _native.available()
+
+
+def test_an_allocation_failure_is_a_memory_error():
+    class Loop:
+        __name__ = "max_pool_forward"
+
+        def __call__(self, *args):
+            return -1
+    with pytest.raises(MemoryError, match="max_pool_forward"):
+        _native.call(Loop())
+
+
+def test_minicnn_native_0_switches_them_off_in_a_fresh_process():
+    code = ("from minicnn.ops import _native; import numpy as np; "
+            "assert not _native.available(np.float32) and _native.build_error() == 'MINICNN_NATIVE=0'")
+    env = dict(os.environ, MINICNN_NATIVE="0")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+@needs_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ow", [1, 3, 4, 7, 8, 9, 17])
+def test_pool_lanes_and_tails_match_the_readable_op(dtype, ow):
+    """Output rows shorter, equal and longer than a vector, ties and -0.0 against +0.0 in every lane."""
+    rng = np.random.default_rng(ow)
+    x = rng.integers(-2, 3, size=(2, 3, 7, 2 * ow + 1)).astype(dtype)
+    x[x == 0] = rng.choice(np.array([0.0, -0.0], dtype), size=int((x == 0).sum()))
+    for kernel, stride, pad, ceil in [(3, 2, 1, True), (2, 2, 0, False), (3, 1, 1, False)]:
+        y, cache = ops.max_pool2d_forward(x, kernel, stride, pad, ceil)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = ops.max_pool2d_backward(dy, cache)
+        with _cpu_fast.reference_paths():
+            y_ref, cache_ref = ops.max_pool2d_forward(x, kernel, stride, pad, ceil)
+            dx_ref = ops.max_pool2d_backward(dy, cache_ref)
+        np.testing.assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))
+        np.testing.assert_array_equal(cache.switches, cache_ref.switches)
+        np.testing.assert_array_equal(dx.view(np.uint8), dx_ref.view(np.uint8))
