@@ -118,11 +118,13 @@ class _Grid:
     One extra -inf row keeps the last run of a tap with kx//sx > 0 inside the plane.
     """
 
-    def __init__(self, x_shape, kernel, stride, pad, out):
+    def __init__(self, x_shape, kernel, stride, pad, out, exact=False):
         _, _, self.H, self.W = x_shape
         (self.kh, self.kw), (self.sy, self.sx), (self.ph, self.pw), (self.oh, self.ow) = kernel, stride, pad, out
         self.Hq = self.oh + (self.kh - 1) // self.sy + 1
-        self.Wq = self._shared_pad_width()
+        # exact: a convolution whose columns the C loops build (``_unfold_native``): no junk columns, Wq = ow
+        self.exact = exact
+        self.Wq = self.ow if exact else self._shared_pad_width()
         self.L = self.oh * self.Wq
         self.phases = [(qy, qx) for qy in range(self.sy) for qx in range(self.sx)]
         # tap t -> (phase index, start of its run in the flattened phase)
@@ -261,6 +263,8 @@ def _unfold(x, grid, kh, kw, keep=False):
     In scratch, or a fresh array with ``keep`` (when backward reuses it). All the taps that read one stride phase
     are one strided view of that phase -- tap (ky, kx) starts (ky//sy)*Wq + kx//sx cells in, so the taps of a
     phase differ by fixed strides -- and one copy each: 1 copy instead of kh*kw for a stride-1 convolution."""
+    if grid.exact:
+        return _unfold_native(x, grid, kh, kw, keep)
     n, C = x.shape[:2]
     shape = (C, kh, kw, n, grid.L)
     cols = fresh(shape, x.dtype) if keep else _temp("conv_cols", shape, x.dtype)
@@ -289,6 +293,8 @@ def _fold(dcols, grid, kh, kw, dx):
     dcols comes tap-major, (kh*kw*C, n*oh*Wq) (``conv2d_backward`` orders the GEMM's rows so): each tap's
     block is then one (C*n, oh*Wq) array with a single row pitch, and its add onto the phase grid is a 2-D
     ufunc pass; with the channel-major layout of im2col it was a 3-D one, ~1.4x as long per element."""
+    if grid.exact:
+        return _fold_native(dcols, grid, kh, kw, dx)
     n, C = dx.shape[:2]
     dtaps = dcols.reshape(kh * kw, C, n, grid.L)
     dxt = dx.transpose(1, 0, 2, 3)
@@ -303,12 +309,36 @@ def _fold(dcols, grid, kh, kw, dx):
     parallel_chunks(work, C, dcols.size // (kh * kw))
 
 
+def _geometry(x_shape, grid, kh, kw):
+    n, C, H, W = x_shape
+    return n, C, H, W, kh, kw, grid.sy, grid.sx, grid.ph, grid.pw, grid.oh, grid.ow
+
+
+def _unfold_native(x, grid, kh, kw, keep):
+    """im2col by the C loop (kernels/cpu_im2col.c): (C*kh*kw, n*oh*ow), exactly the readable layout, its rows
+    split over the threads with no GIL held (every row is n*oh runs of ow values: short runs are cheap in C)."""
+    x = np.ascontiguousarray(x)
+    K, P = x.shape[1] * kh * kw, x.shape[0] * grid.L
+    cols = fresh((K, P), x.dtype) if keep else _temp("conv_cols", (K, P), x.dtype)
+    loop, sizes = _native.library(x.dtype).im2col, _geometry(x.shape, grid, kh, kw)
+    parallel_chunks(lambda k0, k1: loop(x.ctypes.data, cols.ctypes.data, *sizes, k0, k1), K, cols.size)
+    return cols
+
+
+def _fold_native(dcols, grid, kh, kw, dx):
+    """col2im by the C loop: each (image, channel) plane of dx zeroed and summed from its tap rows of dcols
+    (tap-major, as ``conv2d_backward`` orders them), the planes split over the threads."""
+    n, C = dx.shape[:2]
+    loop, sizes = _native.library(dx.dtype).col2im, _geometry(dx.shape, grid, kh, kw)
+    parallel_chunks(lambda p0, p1: loop(dcols.ctypes.data, dx.ctypes.data, *sizes, 1, p0, p1), C * n, dcols.size)
+
+
 def im2col_public(x, kernel, stride, pad):
     """The fast im2col in ``ops.im2col``'s layout (C*kh*kw, N*oh*ow), junk columns dropped: for tests."""
     kh, kw = kernel
     oh = (x.shape[2] + 2 * pad[0] - kh) // stride[0] + 1
     ow = (x.shape[3] + 2 * pad[1] - kw) // stride[1] + 1
-    grid = _Grid(x.shape, kernel, stride, pad, (oh, ow))
+    grid = _Grid(x.shape, kernel, stride, pad, (oh, ow), exact=_native.available(x.dtype))
     cols = _unfold(x, grid, kh, kw)
     wide = cols.reshape(cols.shape[0], x.shape[0], oh, grid.Wq)[:, :, :, :ow]
     return wide.copy().reshape(cols.shape[0], x.shape[0] * oh * ow)       # a copy: cols is scratch
@@ -319,7 +349,7 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     ``keep_cols``: keep a single chunk's column matrix on the grid for backward."""
     N, C = x.shape[:2]
     F, _, kh, kw = W.shape
-    grid = _Grid(x.shape, (kh, kw), stride, pad, (oh, ow))
+    grid = _Grid(x.shape, (kh, kw), stride, pad, (oh, ow), exact=_native.available(x.dtype))
     W2 = W.reshape(F, -1)
     y = fresh((N, F, oh, ow), x.dtype)
     bias = None if b is None else b.reshape(F, 1, 1, 1)

@@ -1,8 +1,9 @@
 """C loops for the CPU fast paths, compiled on first use by the machine's own C compiler and called through ctypes.
 
-Some loops gain most from vector instructions that neither NumPy (one pass per window tap) nor Numba (which left
-the pooling loops scalar) produce: max pooling compares 8 float32 outputs at once in 32-byte vectors
-(``minicnn/kernels/cpu_pool.c`` says how). Their C source ships with the package, beside the CUDA kernels, and
+Two kinds of loop gain from C: those that want vector instructions neither NumPy (one pass per window tap) nor
+Numba (which left the pooling loops scalar) produces -- max pooling compares 8 float32 outputs at once in 32-byte
+vectors (``minicnn/kernels/cpu_pool.c``) -- and copies made of many short runs, where NumPy pays its loop setup
+per run -- im2col and col2im on small images (``minicnn/kernels/cpu_im2col.c``). Their C source ships with the package, beside the CUDA kernels, and
 follows the kernels' convention: one source, the element type ``T`` set at compile time (``-DT=float`` or
 ``-DT=double``).
 
@@ -36,7 +37,7 @@ from .. import backend
 
 __all__ = ["available", "disabled", "library", "build_error"]
 
-SOURCES = ("cpu_pool.c",)
+SOURCES = ("cpu_pool.c", "cpu_im2col.c")
 FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC")
 ARCH_FLAGS = ("-march=native",)           # dropped (with a second try) where the compiler does not know it
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -48,10 +49,12 @@ _errors = {}               # dtype -> why the build failed
 _lock = threading.Lock()
 
 _P, _I = ctypes.c_void_p, ctypes.c_int64
-# name -> argument types: the pointers first, then the int64 sizes (see the C source for what each one is)
+# name -> (argument types: the pointers first, then the int64 sizes; return type) -- see the C sources
 _SIGNATURES = {
-    "max_pool_forward": [_P, _P, _P, _P] + [_I] * 13,
-    "max_pool_backward": [_P, _P, _P, _P] + [_I] * 13,
+    "max_pool_forward": ([_P, _P, _P, _P] + [_I] * 13, ctypes.c_int),
+    "max_pool_backward": ([_P, _P, _P, _P] + [_I] * 13, ctypes.c_int),
+    "im2col": ([_P, _P] + [_I] * 14, None),
+    "col2im": ([_P, _P] + [_I] * 15, None),
 }
 
 
@@ -154,9 +157,9 @@ def _build(ctype):
 
 def _load(path):
     lib = ctypes.CDLL(str(path))
-    for name, argtypes in _SIGNATURES.items():
+    for name, (argtypes, restype) in _SIGNATURES.items():
         fn = getattr(lib, name)
-        fn.argtypes, fn.restype = argtypes, ctypes.c_int
+        fn.argtypes, fn.restype = argtypes, restype
     return lib
 
 
