@@ -12,11 +12,45 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC would turn the short copy loops below back into memcpy calls, which cost more than a run of 8 values */
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+
 #ifndef T
 #define T float
 #endif
 
 typedef int64_t i64;
+#define VBYTES 32
+#define LANES ((i64)(VBYTES / sizeof(T)))
+typedef T vT __attribute__((vector_size(VBYTES)));
+
+/* dst[0:n] = src[0:n] (or += with add), a vector of LANES at a time and the rest one by one: the runs here are
+   short (8 to 32 values), and both a memcpy call and the compiler's own loop versioning cost more than the copy. */
+static inline void copy_run(T *restrict dst, const T *restrict src, i64 n)
+{
+    i64 j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        vT v;
+        memcpy(&v, src + j, sizeof v);
+        memcpy(dst + j, &v, sizeof v);
+    }
+    for (; j < n; j++) dst[j] = src[j];
+}
+
+static inline void add_run(T *restrict dst, const T *restrict src, i64 n)
+{
+    i64 j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        vT a, b;
+        memcpy(&a, dst + j, sizeof a);
+        memcpy(&b, src + j, sizeof b);
+        a += b;
+        memcpy(dst + j, &a, sizeof a);
+    }
+    for (; j < n; j++) dst[j] += src[j];
+}
 
 /* The outputs ox in [*o0, *o1) whose input column ox*s - p + k lies in [0, size). */
 static void inside(i64 k, i64 s, i64 p, i64 size, i64 out, i64 *o0, i64 *o1)
@@ -39,19 +73,24 @@ void im2col(const T *x, T *cols, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64
         i64 c = k / (kh * kw), ky = k / kw % kh, kx = k % kw;
         i64 x0, x1;
         inside(kx, sx, pw, W, ow, &x0, &x1);
+        int whole_rows = sx == 1 && x0 == 0 && x1 == ow;      /* no column of this tap in the padding */
         for (i64 i = 0; i < n; i++) {
-            const T *plane = x + (i * C + c) * H * W;
-            T *dst = cols + k * P + i * oh * ow;
+            const T *restrict plane = x + (i * C + c) * H * W;
+            T *restrict dst = cols + k * P + i * oh * ow;
             for (i64 oy = 0; oy < oh; oy++, dst += ow) {
                 i64 iy = oy * sy - ph + ky;
                 if (iy < 0 || iy >= H) {
-                    memset(dst, 0, ow * sizeof(T));
+                    for (i64 ox = 0; ox < ow; ox++) dst[ox] = 0;
                     continue;
                 }
-                const T *src = plane + iy * W - pw + kx;
+                const T *restrict src = plane + iy * W - pw + kx;
+                if (whole_rows) {
+                    copy_run(dst, src, ow);
+                    continue;
+                }
                 for (i64 ox = 0; ox < x0; ox++) dst[ox] = 0;
                 if (sx == 1)
-                    memcpy(dst + x0, src + x0, (x1 - x0) * sizeof(T));
+                    copy_run(dst + x0, src + x0, x1 - x0);
                 else
                     for (i64 ox = x0; ox < x1; ox++) dst[ox] = src[ox * sx];
                 for (i64 ox = x1; ox < ow; ox++) dst[ox] = 0;
@@ -68,20 +107,20 @@ void col2im(const T *dcols, T *dx, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i
     i64 P = n * oh * ow;
     for (i64 p = p0; p < p1; p++) {
         i64 c = p / n, i = p % n;
-        T *plane = dx + (i * C + c) * H * W;
+        T *restrict plane = dx + (i * C + c) * H * W;
         memset(plane, 0, H * W * sizeof(T));
         for (i64 ky = 0; ky < kh; ky++)
             for (i64 kx = 0; kx < kw; kx++) {
                 i64 row = tap_major ? (ky * kw + kx) * C + c : (c * kh + ky) * kw + kx;
-                const T *src = dcols + row * P + i * oh * ow;
+                const T *restrict src = dcols + row * P + i * oh * ow;
                 i64 x0, x1;
                 inside(kx, sx, pw, W, ow, &x0, &x1);
                 for (i64 oy = 0; oy < oh; oy++, src += ow) {
                     i64 iy = oy * sy - ph + ky;
                     if (iy < 0 || iy >= H) continue;
-                    T *dst = plane + iy * W - pw + kx;
+                    T *restrict dst = plane + iy * W - pw + kx;
                     if (sx == 1)
-                        for (i64 ox = x0; ox < x1; ox++) dst[ox] += src[ox];
+                        add_run(dst + x0, src + x0, x1 - x0);
                     else
                         for (i64 ox = x0; ox < x1; ox++) dst[ox * sx] += src[ox];
                 }
