@@ -126,12 +126,14 @@ class _Grid:
         self.exact = exact
         self.Wq = self.ow if exact else self._shared_pad_width()
         self.L = self.oh * self.Wq
+        self.cols = None        # conv: the forward's column matrix, when small enough to keep for backward
+        if exact:               # no phases: the C loops index the input itself
+            return
         self.phases = [(qy, qx) for qy in range(self.sy) for qx in range(self.sx)]
         # tap t -> (phase index, start of its run in the flattened phase)
         self.runs = [(qy * self.sx + qx, (ky // self.sy) * self.Wq + kx // self.sx)
                      for ky, kx in _taps(self.kh, self.kw) for qy, qx in [(ky % self.sy, kx % self.sx)]]
         self.tail = max(start for _, start in self.runs)
-        self.cols = None        # conv: the forward's column matrix, when small enough to keep for backward
 
     def _shared_pad_width(self):
         """Wq: the narrowest phase row in which every window still reads the right cells.
