@@ -512,6 +512,15 @@ def summarise(rows, out=None):
                       f"{' (target <= 1.3)' if r.label.startswith('zfnet_small') else ''}", file=out)
 
 
+def _loops_in_use():
+    """Which compiled loops the fast paths use here (ops/_native.py, ops/_jit_loops.py)."""
+    from minicnn.ops import _jit_loops, _native
+    if _native.available(np.float32):
+        return "C loops on"
+    why = _native.build_error(np.float32)
+    return f"C loops off ({why.splitlines()[0] if why else 'unknown'}), Numba {'on' if _jit_loops.available() else 'off'}"
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="minicnn bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny batches, one repeat: a smoke test, not a measurement")
@@ -549,7 +558,8 @@ def main(argv=None):
         return args.only is None or args.only in label
 
     print(f"minicnn bench: {platform.processor() or platform.machine()}, {_cpu_model()}, numpy {np.__version__}, "
-          f"torch {torch.__version__ if torch else 'not importable'}; median of {repeats}, float32")
+          f"torch {torch.__version__ if torch else 'not importable'}; median of {repeats}, float32; "
+          f"{_loops_in_use()}")
     zf_conv, zf_pool, zf_lrn = zf_small_shapes()
     conv_shapes, pool_shapes, lrn_shapes = CONV_SHAPES + zf_conv, POOL_SHAPES + zf_pool, LRN_SHAPES + zf_lrn
     rows = []
