@@ -93,13 +93,18 @@ def test_minicnn_native_0_switches_them_off_in_a_fresh_process():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ow", [1, 3, 4, 7, 8, 9, 17])
 def test_pool_lanes_and_tails_match_the_readable_op(dtype, ow):
-    """Output rows shorter, equal and longer than a vector, ties and -0.0 against +0.0 in every lane."""
+    """Output rows shorter, equal and longer than a vector, ties, -0.0 against +0.0, NaN and -inf in every lane;
+    even sizes take the 2x2 tiling loops, odd ones the phase-grid loops."""
     rng = np.random.default_rng(ow)
-    x = rng.integers(-2, 3, size=(2, 3, 7, 2 * ow + 1)).astype(dtype)
+    x = rng.integers(-2, 3, size=(2, 3, 8, 2 * ow + 1)).astype(dtype)
     x[x == 0] = rng.choice(np.array([0.0, -0.0], dtype), size=int((x == 0).sum()))
-    for kernel, stride, pad, ceil in [(3, 2, 1, True), (2, 2, 0, False), (3, 1, 1, False)]:
+    x[x == 2] = rng.choice(np.array([2.0, np.nan, -np.inf], dtype), size=int((x == 2).sum()))
+    cases = [(x, 3, 2, 1, True), (x, 2, 2, 0, False), (x, 3, 1, 1, False), (x[..., :-1], 2, 2, 0, False),
+             (x[..., :-1].copy(), 2, 2, 0, False)]
+    for x, kernel, stride, pad, ceil in cases:
         y, cache = ops.max_pool2d_forward(x, kernel, stride, pad, ceil)
         dy = rng.standard_normal(y.shape).astype(dtype)
+        dy[rng.random(y.shape) < 0.3] = -0.0                  # unpooled as +0.0, as the readable op's 0 + dy
         dx = ops.max_pool2d_backward(dy, cache)
         with _cpu_fast.reference_paths():
             y_ref, cache_ref = ops.max_pool2d_forward(x, kernel, stride, pad, ceil)

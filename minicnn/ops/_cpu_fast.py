@@ -551,9 +551,13 @@ def _max_pool_native(x, kernel, stride, pad, out):
     x = np.ascontiguousarray(x)
     y = fresh((N, C) + tuple(out), x.dtype)
     switches = fresh((N, C) + tuple(out), np.int32)
+    lib = _native.library(x.dtype)
+    if _tiles_2x2(x.shape, kernel, stride, pad):      # the rows of all planes as one (N*C*oh)-row problem
+        loop, pointers = lib.max_pool_forward_2x2, (x.ctypes.data, y.ctypes.data, switches.ctypes.data)
+        parallel_chunks(lambda a, b: _native.call(loop, *pointers, x.shape[3], a, b), N * C * out[0], x.size)
+        return y, switches
     runs, sizes = _native_pool_args(x.shape, kernel, stride, pad, out)
-    loop, pointers = _native.library(x.dtype).max_pool_forward, (x.ctypes.data, y.ctypes.data,
-                                                                 switches.ctypes.data, runs.ctypes.data)
+    loop, pointers = lib.max_pool_forward, (x.ctypes.data, y.ctypes.data, switches.ctypes.data, runs.ctypes.data)
     parallel_chunks(lambda r0, r1: _native.call(loop, *pointers, *sizes, r0, r1), N * C, x.size)
     return y, switches
 
@@ -563,9 +567,13 @@ def _max_pool_backward_native(dy, switches, x_shape, kernel, stride, pad):
     N, C = x_shape[:2]
     dy, switches = np.ascontiguousarray(dy), np.ascontiguousarray(switches)
     dx = fresh(x_shape, dy.dtype)
+    lib = _native.library(dy.dtype)
+    if _tiles_2x2(x_shape, kernel, stride, pad):
+        loop, pointers = lib.max_pool_backward_2x2, (dy.ctypes.data, switches.ctypes.data, dx.ctypes.data)
+        parallel_chunks(lambda a, b: _native.call(loop, *pointers, x_shape[3], a, b), N * C * dy.shape[2], dx.size)
+        return dx
     runs, sizes = _native_pool_args(x_shape, kernel, stride, pad, dy.shape[2:])
-    loop, pointers = _native.library(dy.dtype).max_pool_backward, (dy.ctypes.data, switches.ctypes.data,
-                                                                  dx.ctypes.data, runs.ctypes.data)
+    loop, pointers = lib.max_pool_backward, (dy.ctypes.data, switches.ctypes.data, dx.ctypes.data, runs.ctypes.data)
     parallel_chunks(lambda r0, r1: _native.call(loop, *pointers, *sizes, r0, r1), N * C, dx.size)
     return dx
 
@@ -617,6 +625,11 @@ def _max_pool_backward_compiled(dy, switches, x_shape, kernel, stride, pad):
         share = lambda r0, r1: loop(dy3, s3, dx3, offsets, sy, sx, ph, pw, Hp, Wp, r0, r1)    # noqa: E731
     parallel_chunks(share, N * C, dx.size)
     return dx
+
+
+def _tiles_2x2(x_shape, kernel, stride, pad):
+    """2x2 windows at stride 2 tiling the input: the C loops' special case (kernels/cpu_pool.c)."""
+    return tuple(kernel) == (2, 2) and _tiles(x_shape, kernel, stride, pad)
 
 
 def _tiles(x_shape, kernel, stride, pad):

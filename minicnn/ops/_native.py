@@ -53,6 +53,8 @@ _P, _I = ctypes.c_void_p, ctypes.c_int64
 _SIGNATURES = {
     "max_pool_forward": ([_P, _P, _P, _P] + [_I] * 13, ctypes.c_int),
     "max_pool_backward": ([_P, _P, _P, _P] + [_I] * 13, ctypes.c_int),
+    "max_pool_forward_2x2": ([_P, _P, _P] + [_I] * 3, ctypes.c_int),
+    "max_pool_backward_2x2": ([_P, _P, _P] + [_I] * 3, ctypes.c_int),
     "im2col": ([_P, _P] + [_I] * 14, None),
     "col2im": ([_P, _P] + [_I] * 15, None),
 }
