@@ -19,6 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC would turn the short copy loops below back into memcpy calls, which cost more than a row of 4 values */
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+
 #ifndef T
 #define T float
 #endif
@@ -41,6 +46,17 @@ static vI load_i(const IT *p) { vI v; memcpy(&v, p, sizeof v); return v; }
 static void store(T *p, vT v) { memcpy(p, &v, sizeof v); }
 static vT select_where(vI mask, vT a, vT b) { return (vT)(((vI)a & mask) | ((vI)b & ~mask)); }
 
+/* Half-vectors for stride 2: 8 consecutive values split into their even and odd lanes (4 each), and back. */
+typedef T v8T __attribute__((vector_size(8 * sizeof(T))));
+typedef T v4T __attribute__((vector_size(4 * sizeof(T))));
+typedef IT v4I __attribute__((vector_size(4 * sizeof(T))));
+
+static inline v8T load8(const T *p) { v8T v; memcpy(&v, p, sizeof v); return v; }
+static inline v4T even(v8T v) { return __builtin_shufflevector(v, v, 0, 2, 4, 6); }
+static inline v4T odd(v8T v) { return __builtin_shufflevector(v, v, 1, 3, 5, 7); }
+
+static inline v8T interleave(v4T a, v4T b) { return __builtin_shufflevector(a, b, 0, 4, 1, 5, 2, 6, 3, 7); }
+
 /* The phase rows [a0, a1) of phase offset q holding input pixels: 0 <= a*s + q - p < size, clipped to n. */
 static void valid(i64 q, i64 s, i64 p, i64 size, i64 n, i64 *a0, i64 *a1)
 {
@@ -53,7 +69,36 @@ static void valid(i64 q, i64 s, i64 p, i64 size, i64 n, i64 *a0, i64 *a1)
 
 typedef struct {
     i64 H, W, oh, ow, sy, sx, ph, pw, Hq, Wq;
+    i64 *rows, *cols;     /* per phase offset q: rows[2q], rows[2q+1] = valid(q, sy, ...); cols likewise */
 } geometry;
+
+/* The valid phase rows and columns, once per call: the divisions in valid() cost more than a small plane. */
+static void find_valid(geometry *g)
+{
+    for (i64 q = 0; q < g->sy; q++) valid(q, g->sy, g->ph, g->H, g->Hq, &g->rows[2 * q], &g->rows[2 * q + 1]);
+    for (i64 q = 0; q < g->sx; q++) valid(q, g->sx, g->pw, g->W, g->Wq, &g->cols[2 * q], &g->cols[2 * q + 1]);
+}
+
+/* Input column j of a row lands in phase (j + pw) % 2 at b = (j + pw) / 2 when sx = 2: one 8-wide load fills
+   4 cells of both phases. Cells at b >= Wq hold pixels no window reads; they are skipped. */
+static void split_row_2(const T *restrict row, i64 W, i64 pw, i64 Wq, T *restrict even_out, T *restrict odd_out)
+{
+    i64 j = 0;
+    if (pw & 1) {                                        /* column 0 is odd in the padded row */
+        if (pw / 2 < Wq) odd_out[pw / 2] = row[0];
+        j = 1;
+    }
+    for (; j + 8 <= W && (j + pw) / 2 + 4 <= Wq; j += 8) {
+        v8T v = load8(row + j);
+        v4T e = even(v), o = odd(v);
+        memcpy(even_out + (j + pw) / 2, &e, sizeof e);
+        memcpy(odd_out + (j + pw) / 2, &o, sizeof o);
+    }
+    for (; j < W; j++) {
+        i64 b = (j + pw) / 2;
+        if (b < Wq) ((j + pw) & 1 ? odd_out : even_out)[b] = row[j];
+    }
+}
 
 /* P (sy*sx phases of Hq x Wq) from one plane x (H x W), fill where no pixel lands. */
 static void split_plane(const T *x, const geometry *g, T fill, T *P)
@@ -61,21 +106,44 @@ static void split_plane(const T *x, const geometry *g, T fill, T *P)
     i64 n = g->sy * g->sx * g->Hq * g->Wq + LANES;      /* + the slack past the grid */
     for (i64 i = 0; i < n; i++) P[i] = fill;
     for (i64 qy = 0; qy < g->sy; qy++) {
-        i64 a0, a1;
-        valid(qy, g->sy, g->ph, g->H, g->Hq, &a0, &a1);
+        i64 a0 = g->rows[2 * qy], a1 = g->rows[2 * qy + 1];
+        if (g->sx == 2) {                                /* both column phases of a row at once */
+            T *P0 = P + qy * 2 * g->Hq * g->Wq, *P1 = P0 + g->Hq * g->Wq;
+            for (i64 a = a0; a < a1; a++)
+                split_row_2(x + (a * g->sy + qy - g->ph) * g->W, g->W, g->pw, g->Wq, P0 + a * g->Wq,
+                            P1 + a * g->Wq);
+            continue;
+        }
         for (i64 qx = 0; qx < g->sx; qx++) {
-            i64 b0, b1;
-            valid(qx, g->sx, g->pw, g->W, g->Wq, &b0, &b1);
+            i64 b0 = g->cols[2 * qx], b1 = g->cols[2 * qx + 1];
             T *Pq = P + (qy * g->sx + qx) * g->Hq * g->Wq;
             for (i64 a = a0; a < a1; a++) {
-                const T *row = x + (a * g->sy + qy - g->ph) * g->W + qx - g->pw;
-                T *out = Pq + a * g->Wq;
-                if (g->sx == 2)                      /* a constant stride: the compiler vectorizes the gather */
-                    for (i64 b = b0; b < b1; b++) out[b] = row[2 * b];
-                else
-                    for (i64 b = b0; b < b1; b++) out[b] = row[b * g->sx];
+                const T *restrict row = x + (a * g->sy + qy - g->ph) * g->W + qx - g->pw;
+                T *restrict out = Pq + a * g->Wq;
+                for (i64 b = b0; b < b1; b++) out[b] = row[b * g->sx];
             }
         }
+    }
+}
+
+/* The inverse of split_row_2: a row of dx from both column phases; pixels at b >= Wq get 0. */
+static void merge_row_2(const T *restrict even_in, const T *restrict odd_in, i64 W, i64 pw, i64 Wq, T *restrict row)
+{
+    i64 j = 0;
+    if (pw & 1) {
+        row[0] = pw / 2 < Wq ? odd_in[pw / 2] : 0;
+        j = 1;
+    }
+    for (; j + 8 <= W && (j + pw) / 2 + 4 <= Wq; j += 8) {
+        v4T e, o;
+        memcpy(&e, even_in + (j + pw) / 2, sizeof e);
+        memcpy(&o, odd_in + (j + pw) / 2, sizeof o);
+        v8T v = interleave(e, o);
+        memcpy(row + j, &v, sizeof v);
+    }
+    for (; j < W; j++) {
+        i64 b = (j + pw) / 2;
+        row[j] = b < Wq ? ((j + pw) & 1 ? odd_in : even_in)[b] : 0;
     }
 }
 
@@ -86,31 +154,41 @@ static void merge_plane(const T *G, const geometry *g, T *dx)
     if (g->sy * g->Hq < g->ph + g->H || g->sx * g->Wq < g->pw + g->W)
         for (i64 i = 0; i < g->H * g->W; i++) dx[i] = 0;
     for (i64 qy = 0; qy < g->sy; qy++) {
-        i64 a0, a1;
-        valid(qy, g->sy, g->ph, g->H, g->Hq, &a0, &a1);
+        i64 a0 = g->rows[2 * qy], a1 = g->rows[2 * qy + 1];
+        if (g->sx == 2) {
+            const T *G0 = G + qy * 2 * g->Hq * g->Wq, *G1 = G0 + g->Hq * g->Wq;
+            for (i64 a = a0; a < a1; a++)
+                merge_row_2(G0 + a * g->Wq, G1 + a * g->Wq, g->W, g->pw, g->Wq,
+                            dx + (a * g->sy + qy - g->ph) * g->W);
+            continue;
+        }
         for (i64 qx = 0; qx < g->sx; qx++) {
-            i64 b0, b1;
-            valid(qx, g->sx, g->pw, g->W, g->Wq, &b0, &b1);
+            i64 b0 = g->cols[2 * qx], b1 = g->cols[2 * qx + 1];
             const T *Gq = G + (qy * g->sx + qx) * g->Hq * g->Wq;
             for (i64 a = a0; a < a1; a++) {
-                T *row = dx + (a * g->sy + qy - g->ph) * g->W + qx - g->pw;
-                const T *in = Gq + a * g->Wq;
-                if (g->sx == 2)
-                    for (i64 b = b0; b < b1; b++) row[2 * b] = in[b];
-                else
-                    for (i64 b = b0; b < b1; b++) row[b * g->sx] = in[b];
+                T *restrict row = dx + (a * g->sy + qy - g->ph) * g->W + qx - g->pw;
+                const T *restrict in = Gq + a * g->Wq;
+                for (i64 b = b0; b < b1; b++) row[b * g->sx] = in[b];
             }
         }
     }
 }
 
 /* Scratch for one share of planes: the phase grid and two (oh, Wq) output grids, each padded so that a vector
-   load or store that starts in it stays in it. NULL if out of memory. */
-static void *scratch(const geometry *g, i64 *grid_cells, i64 *out_cells)
+   load or store that starts in it stays in it, and the valid rows and columns of the phases (``find_valid``).
+   NULL if out of memory. */
+static void *scratch(geometry *g, i64 *grid_cells, i64 *out_cells)
 {
     *grid_cells = g->sy * g->sx * g->Hq * g->Wq + LANES;
     *out_cells = (g->oh * g->Wq + LANES - 1) / LANES * LANES;
-    return malloc((*grid_cells + *out_cells) * sizeof(T) + *out_cells * sizeof(IT) + 2 * VBYTES);
+    char *p = malloc((*grid_cells + *out_cells) * sizeof(T) + *out_cells * sizeof(IT) + 2 * VBYTES
+                     + 2 * (g->sy + g->sx) * sizeof(i64));
+    if (p) {
+        g->rows = (i64 *)(p + (*grid_cells + *out_cells) * sizeof(T) + *out_cells * sizeof(IT) + 2 * VBYTES);
+        g->cols = g->rows + 2 * g->sy;
+        find_valid(g);
+    }
+    return p;
 }
 
 /* y, s (R, oh, ow) from x (R, H, W) for planes r0..r1-1. runs[t]: where tap t's run starts in the phase grid.
@@ -118,7 +196,7 @@ static void *scratch(const geometry *g, i64 *grid_cells, i64 *out_cells)
 int max_pool_forward(const T *x, T *y, int32_t *s, const i64 *runs, i64 ntaps, i64 H, i64 W, i64 oh, i64 ow,
                      i64 sy, i64 sx, i64 ph, i64 pw, i64 Hq, i64 Wq, i64 r0, i64 r1)
 {
-    geometry g = {H, W, oh, ow, sy, sx, ph, pw, Hq, Wq};
+    geometry g = {H, W, oh, ow, sy, sx, ph, pw, Hq, Wq, NULL, NULL};
     i64 grid_cells, out_cells;
     T *P = scratch(&g, &grid_cells, &out_cells);
     if (!P) return -1;
@@ -138,9 +216,13 @@ int max_pool_forward(const T *x, T *y, int32_t *s, const i64 *runs, i64 ntaps, i
             store(yg + c, best);
             memcpy(sg + c, &tap, sizeof tap);
         }
-        for (i64 oy = 0; oy < oh; oy++) {
-            memcpy(y + (r * oh + oy) * ow, yg + oy * Wq, ow * sizeof(T));
-            for (i64 ox = 0; ox < ow; ox++) s[(r * oh + oy) * ow + ox] = (int32_t)sg[oy * Wq + ox];
+        for (i64 oy = 0; oy < oh; oy++) {            /* plain loops: rows are short, a memcpy call is not */
+            T *yo = y + (r * oh + oy) * ow;
+            int32_t *so = s + (r * oh + oy) * ow;
+            for (i64 ox = 0; ox < ow; ox++) {
+                yo[ox] = yg[oy * Wq + ox];
+                so[ox] = (int32_t)sg[oy * Wq + ox];
+            }
         }
     }
     free(P);
@@ -156,7 +238,7 @@ int max_pool_forward(const T *x, T *y, int32_t *s, const i64 *runs, i64 ntaps, i
 int max_pool_backward(const T *dy, const int32_t *s, T *dx, const i64 *runs, i64 ntaps, i64 H, i64 W, i64 oh,
                       i64 ow, i64 sy, i64 sx, i64 ph, i64 pw, i64 Hq, i64 Wq, i64 r0, i64 r1)
 {
-    geometry g = {H, W, oh, ow, sy, sx, ph, pw, Hq, Wq};
+    geometry g = {H, W, oh, ow, sy, sx, ph, pw, Hq, Wq, NULL, NULL};
     i64 grid_cells, out_cells;
     T *G = scratch(&g, &grid_cells, &out_cells);
     if (!G) return -1;
@@ -164,10 +246,11 @@ int max_pool_backward(const T *dy, const int32_t *s, T *dx, const i64 *runs, i64
     IT *sg = (IT *)(dyg + out_cells);
     for (i64 o = 0; o < out_cells; o++) { dyg[o] = 0; sg[o] = -1; }
     for (i64 r = r0; r < r1; r++) {
-        for (i64 oy = 0; oy < oh; oy++) {
-            memcpy(dyg + oy * Wq, dy + (r * oh + oy) * ow, ow * sizeof(T));
-            for (i64 ox = 0; ox < ow; ox++) sg[oy * Wq + ox] = s[(r * oh + oy) * ow + ox];
-        }
+        for (i64 oy = 0; oy < oh; oy++)
+            for (i64 ox = 0; ox < ow; ox++) {
+                dyg[oy * Wq + ox] = dy[(r * oh + oy) * ow + ox];
+                sg[oy * Wq + ox] = s[(r * oh + oy) * ow + ox];
+            }
         for (i64 i = 0; i < grid_cells; i++) G[i] = 0;
         for (i64 t = 0; t < ntaps; t++) {
             T *run = G + runs[t];
@@ -189,14 +272,6 @@ int max_pool_backward(const T *dy, const int32_t *s, T *dx, const i64 *runs, i64
    rows of consecutive planes follow each other), and 4 outputs read 8 consecutive values of each, which one
    8-wide load and two shuffles (even and odd lanes) turn into the four taps. On the small planes these windows
    come with (8x8 -> 4x4) the phase grid's short per-plane loops cost more than the pooling. */
-typedef T v8T __attribute__((vector_size(8 * sizeof(T))));
-typedef T v4T __attribute__((vector_size(4 * sizeof(T))));
-typedef IT v4I __attribute__((vector_size(4 * sizeof(T))));
-
-static inline v8T load8(const T *p) { v8T v; memcpy(&v, p, sizeof v); return v; }
-static inline v4T even(v8T v) { return __builtin_shufflevector(v, v, 0, 2, 4, 6); }
-static inline v4T odd(v8T v) { return __builtin_shufflevector(v, v, 1, 3, 5, 7); }
-
 /* y, s for output rows rho0..rho1-1 of all planes taken together (rho = plane * oh + oy). */
 int max_pool_forward_2x2(const T *x, T *y, int32_t *s, i64 W, i64 rho0, i64 rho1)
 {
