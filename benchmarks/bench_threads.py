@@ -6,14 +6,17 @@ Rows:
     region     the cost of one parallel region with empty shares (median of 2,000; microseconds), for the spinning
                pool (``ops/_parallel._SpinPool``) and for the ThreadPoolExecutor it replaces where Numba is missing
     A/B        time with the new piece / time without it, the two sides timed alternately (``paired_ratio`` of
-               bench_ops.py): the spinning pool against the executor (compiled loops on both sides), and the
-               compiled pooling loops against the NumPy fast paths (spinning pool on both sides)
+               bench_ops.py): the spinning pool against the executor (all compiled loops on both sides); the C
+               loops (ops/_native.py: pooling, im2col, col2im) against what runs without them (Numba pooling,
+               NumPy copies); the Numba pooling loops against the NumPy fast paths (no C loops on either side).
+               The pool columns use the spinning pool on both sides.
 
 on the pooling and convolution shapes of issue 7 (fwd+bwd) and a zfnet_small / lenet5 training step at batch 128.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -29,7 +32,7 @@ if __package__ in (None, "") and __name__ == "__main__":    # run as a script fr
 from bench_ops import CONV_SHAPES, POOL_SHAPES, TRAIN_CASES, MinicnnStep, paired_ratio  # noqa: E402
 
 from minicnn import ops  # noqa: E402
-from minicnn.ops import _jit_loops, _parallel  # noqa: E402
+from minicnn.ops import _jit_loops, _native, _parallel  # noqa: E402
 
 THREADS = 2
 
@@ -56,9 +59,14 @@ def on_pool(fn, pool):
     return run
 
 
-def without_loops(fn):
+def with_loops(fn, native=True, numba=True):
+    """fn with the C loops and/or the Numba loops switched off."""
     def run():
-        with _jit_loops.disabled():
+        with contextlib.ExitStack() as stack:
+            if not native:
+                stack.enter_context(_native.disabled())
+            if not numba:
+                stack.enter_context(_jit_loops.disabled())
             return fn()
     return run
 
@@ -112,11 +120,14 @@ def main(argv=None):
             print(f"bench_threads: {THREADS} threads, median of {repeats} paired ratios")
             print(f"region  empty parallel region: spinning pool {region_cost(spin, calls) * 1e6:6.1f} us, "
                   f"ThreadPoolExecutor {region_cost(executor, calls) * 1e6:6.1f} us")
-            print(f"{'workload':34s} {'spin / executor':>16s} {'compiled / numpy':>17s}")
+            c_on = _native.available()
+            print(f"{'workload':34s} {'spin / executor':>16s} {'C / without C':>14s} {'Numba / NumPy':>14s}")
             for label, fn in workloads(np.random.default_rng(0), args.quick):
                 pool_ratio = paired_ratio(on_pool(fn, spin), on_pool(fn, executor), repeats)
-                loop_ratio = paired_ratio(on_pool(fn, spin), on_pool(without_loops(fn), spin), repeats)
-                print(f"{label:34s} {pool_ratio:16.2f} {loop_ratio:17.2f}")
+                no_c = with_loops(fn, native=False)
+                c_ratio = paired_ratio(on_pool(fn, spin), on_pool(no_c, spin), repeats) if c_on else float("nan")
+                numba_ratio = paired_ratio(on_pool(no_c, spin), on_pool(with_loops(fn, False, False), spin), repeats)
+                print(f"{label:34s} {pool_ratio:16.2f} {c_ratio:14.2f} {numba_ratio:14.2f}")
     finally:
         spin.close()
         executor.shutdown()
