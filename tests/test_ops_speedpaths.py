@@ -7,6 +7,7 @@ so that a stale reused workspace, or a returned array that aliases one, shows up
 """
 import contextlib
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -46,12 +47,13 @@ def copy_threads(threads):
 @contextlib.contextmanager
 def _copy_threads(n):
     old, old_min, old_chunk = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._CHUNK_BYTES
-    old_block, old_recycle_min = _cpu_fast._BLOCK, _recycle._MIN_BYTES
+    old_block, old_recycle_min, old_flops = _cpu_fast._BLOCK, _recycle._MIN_BYTES, _cpu_fast._PARALLEL_CONV_FLOPS
     _recycle._MIN_BYTES = 1
     _parallel.set_num_threads(n)
     _parallel.MIN_ELEMENTS_PER_THREAD = 1
     _cpu_fast._CHUNK_BYTES = 1 if n == 2 else old_chunk
     _cpu_fast._BLOCK = 7 if n == 2 else old_block           # elementwise passes in many blocks, a partial last one
+    _cpu_fast._PARALLEL_CONV_FLOPS = 0 if n == 2 else old_flops     # even the tiniest convolution on 2 threads
     try:
         yield
     finally:
@@ -59,6 +61,7 @@ def _copy_threads(n):
         _parallel.MIN_ELEMENTS_PER_THREAD = old_min
         _cpu_fast._CHUNK_BYTES = old_chunk
         _cpu_fast._BLOCK = old_block
+        _cpu_fast._PARALLEL_CONV_FLOPS = old_flops
         _recycle._MIN_BYTES = old_recycle_min
 
 
@@ -149,6 +152,45 @@ def test_conv_backward_matches_readable_and_naive(threads, dtype, cfg, seed, nee
         for pairs in kept:
             for g, g_copy in pairs:
                 np.testing.assert_array_equal(g, g_copy)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride, pad", [(1, 0), (2, 1)])
+def test_conv_one_chunk_per_thread_keeps_each_chunks_columns(dtype, stride, pad):
+    """2 threads, columns small enough to keep: with the C loops the batch runs as one chunk per thread and the
+    backward finds each chunk's columns by its batch range; either way the results are the readable op's."""
+    rng = np.random.default_rng(3)
+    x, W, b = (rng.standard_normal(shape).astype(dtype) for shape in [(5, 3, 9, 9), (4, 3, 3, 3), (4,)])
+    old = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS
+    _parallel.set_num_threads(2)
+    _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS = 1, 0
+    try:
+        y, cache = ops.conv2d_forward(x, W, b, stride, pad)
+        if _native.available(dtype):
+            assert sorted(cache.grid.cols) == [(0, 2), (2, 5)]
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        got = ops.conv2d_backward(dy, cache)
+    finally:
+        _parallel.set_num_threads(old[0])
+        _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS = old[1:]
+    y_ref, cache_ref = reference(ops.conv2d_forward, x, W, b, stride, pad)
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    for g, w in zip(got, reference(ops.conv2d_backward, dy, cache_ref)):
+        np.testing.assert_allclose(g, w, **TOL[dtype])
+
+
+def test_small_convolutions_run_in_one_thread():
+    old = _parallel.get_num_threads()
+    _parallel.set_num_threads(2)
+    try:
+        assert _cpu_fast._conv_threads(6, 25, 36864) == 1                      # issue 7's 28x28 conv: 11 MFLOP
+        assert _cpu_fast._conv_threads(16, 150, 4096) == 2                     # its 12x12 conv: 20 MFLOP
+        seen = set()
+        with _parallel.serial():
+            _parallel.parallel_chunks(lambda a, b: seen.add(threading.get_ident()), 4, 10**9)
+        assert seen == {threading.get_ident()}
+    finally:
+        _parallel.set_num_threads(old)
 
 
 def _pool_input(cfg, rng, dtype, ties):

@@ -54,7 +54,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _jit_loops, _native
-from ._parallel import blas_single_threaded, can_limit_blas, get_num_threads, parallel_chunks, scratch
+from ._parallel import blas_single_threaded, can_limit_blas, get_num_threads, parallel_chunks, scratch, serial
 from ._recycle import empty as fresh
 
 __all__ = ["use", "reference_paths", "im2col_public", "conv2d_forward", "conv2d_backward",
@@ -131,7 +131,8 @@ class _Grid:
         self.exact = exact
         self.Wq = self.ow if exact else self._shared_pad_width()
         self.L = self.oh * self.Wq
-        self.cols = None        # conv: the forward's column matrix, when small enough to keep for backward
+        self.cols = None        # conv: the forward's column matrices by batch chunk, when kept for backward
+        self.threads = get_num_threads()    # conv: the threads it runs on (``_conv_threads``)
         if exact:               # no phases: the C loops index the input itself
             return
         self.phases = [(qy, qx) for qy in range(self.sy) for qx in range(self.sx)]
@@ -220,17 +221,33 @@ class _Grid:
 _CHUNK_BYTES = 8 << 20
 
 
-def _batches(N, bytes_per_image):
-    """Batch chunks of about _CHUNK_BYTES of columns each; a multiple of the copy threads when there are several.
+def _batches(N, bytes_per_image, threads):
+    """Batch chunks of about _CHUNK_BYTES of columns each; a multiple of ``threads`` when there are several.
 
-    A batch whose columns fit one chunk stays one chunk, its copies in the calling thread and only its GEMMs split
-    over the threads (``_gemm``): splitting a small convolution's copies over Python threads made each thread's
-    copies so short (a few us) that the two threads spent their time handing the GIL back and forth (issue 7's
-    64x6x12x12 conv, 2 threads, fwd+bwd: 5.0 ms with the copies in two threads, 2.2 ms in one)."""
+    With the C loops, a batch whose columns fit one chunk is still split into one chunk per thread: each thread
+    then runs its own im2col, GEMM and layout copy, one parallel region per op instead of one per step (issue 7's
+    conv 1 and 3, 2 threads, fwd+bwd: 0.85x and 0.64x the time of one chunk with every step split). Without them
+    it stays one chunk, its copies in the calling thread and only its GEMMs split over the threads (``_gemm``):
+    splitting a small convolution's NumPy copies over Python threads made each thread's copies so short (a few
+    us) that the two threads spent their time handing the GIL back and forth (issue 7's 64x6x12x12 conv,
+    2 threads, fwd+bwd: 5.0 ms with the copies in two threads, 2.2 ms in one)."""
     count = -(-N * bytes_per_image // _CHUNK_BYTES)
-    if count > 1:
-        count = min(N, -(-count // get_num_threads()) * get_num_threads())
+    if count > 1 or _native.available():
+        count = min(N, -(-count // threads) * threads)
     return [(N * i // count, N * (i + 1) // count) for i in range(count)]
+
+
+# A convolution below this many forward GEMM FLOPs runs in one thread, start to end: there a Python thread's
+# hand-offs (the GIL, a futex wake-up: 20-100 us each on this 2-core virtual machine) cost more than a second core
+# saves. Measured with one chunk per thread above it (A/B, 2 threads, fwd+bwd): issue 7's 64x1x28x28 5x5 conv
+# (11 MFLOP) took 0.86x its 2-thread time in one thread, the 64x6x12x12 one (20 MFLOP) 1.26x, the lenet5 training
+# step (batch 128; its first conv 22 MFLOP) 1.10x with a 40 MFLOP threshold.
+_PARALLEL_CONV_FLOPS = 15e6
+
+
+def _conv_threads(F, K, P):
+    """Threads for a convolution whose forward GEMM is (F x K) @ (K x P)."""
+    return 1 if 2.0 * F * K * P < _PARALLEL_CONV_FLOPS else get_num_threads()
 
 
 def _over_chunks(chunks, do_chunk, elements):
@@ -360,12 +377,16 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     W2 = W.reshape(F, -1)
     y = fresh((N, F, oh, ow), x.dtype)
     bias = None if b is None else b.reshape(F, 1, 1, 1)
-    chunks = _batches(N, W2.shape[1] * grid.L * x.itemsize)
-    keep = keep_cols and len(chunks) == 1   # columns of at most one chunk (8 MB) kept for backward: no second im2col
+    grid.threads = _conv_threads(F, W2.shape[1], N * grid.L)
+    chunks = _batches(N, W2.shape[1] * grid.L * x.itemsize, grid.threads)
+    # the columns kept for backward (no second im2col) when they are at most one chunk's size (8 MB) in all
+    keep = keep_cols and W2.shape[1] * grid.L * N * x.itemsize <= _CHUNK_BYTES
+    grid.cols = {} if keep else None
 
     def chunk(n0, n1):
         cols = _unfold(x[n0:n1], grid, kh, kw, keep)
-        grid.cols = cols if keep else None
+        if keep:
+            grid.cols[n0, n1] = cols
         rows = _temp("conv_fwd_rows", (F, cols.shape[1]), x.dtype)
         _gemm(W2, cols, rows)                                                   # the GEMM
         rows4 = rows.reshape(F, n1 - n0, oh, grid.Wq)
@@ -377,7 +398,8 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
 
         parallel_chunks(to_nchw, n1 - n0, rows.size)
 
-    _over_chunks(chunks, chunk, F * N * grid.L)
+    with serial() if grid.threads == 1 else contextlib.nullcontext():
+        _over_chunks(chunks, chunk, W2.shape[1] * N * grid.L)    # the column matrix: what the chunks copy
     return y, grid
 
 
@@ -424,7 +446,8 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
         parallel_chunks(widen, F, rows.size)
         rows2 = rows.reshape(F, -1)
         if param_grads:
-            cols = grid.cols if grid.cols is not None else _unfold(x[n0:n1], grid, kh, kw)
+            cols = grid.cols.get((n0, n1)) if grid.cols else None
+            cols = _unfold(x[n0:n1], grid, kh, kw) if cols is None else cols
             part = _gemm(rows2, cols.T, np.empty((F, K), dtype=dy.dtype))
             if threading.get_ident() in dW_parts:
                 dW_parts[threading.get_ident()] += part
@@ -435,7 +458,8 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
             _gemm(W2t.T, rows2, dcols)
             _fold(dcols, grid, kh, kw, dx[n0:n1])
 
-    _over_chunks(_batches(N, K * grid.L * dy.itemsize), chunk, F * N * grid.L)
+    with serial() if grid.threads == 1 else contextlib.nullcontext():
+        _over_chunks(_batches(N, K * grid.L * dy.itemsize, grid.threads), chunk, K * N * grid.L)
     dW = sum(dW_parts.values()).reshape(W.shape) if param_grads else None
     return dx, dW, db
 

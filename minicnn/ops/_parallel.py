@@ -21,6 +21,7 @@ nothing refers to any more), so nothing the caller holds is ever overwritten by 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -28,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_chunks", "can_limit_blas", "blas_single_threaded",
-           "scratch"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_chunks", "serial", "can_limit_blas",
+           "blas_single_threaded", "scratch"]
 
 _num_threads = max(1, min(2, int(os.environ.get("MINICNN_NUM_THREADS", os.cpu_count() or 1))))
 _pool = None
@@ -162,6 +163,18 @@ if hasattr(os, "register_at_fork"):
 
 
 _region = threading.local()       # .busy: this thread is already running a share of a parallel_chunks call
+
+
+@contextlib.contextmanager
+def serial():
+    """Within this block this thread's ``parallel_chunks`` calls run serially, as inside a share: for work too
+    small to pay for any hand-off (see ``_cpu_fast._conv_threads``)."""
+    old = getattr(_region, "busy", False)
+    _region.busy = True
+    try:
+        yield
+    finally:
+        _region.busy = old
 
 
 def _run_share(fn, a, b):
