@@ -127,3 +127,61 @@ void col2im(const T *dcols, T *dx, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i
             }
     }
 }
+
+/* --- one batch chunk of a convolution in one call: im2col, the GEMMs (the BLAS's own, through a pointer) and the
+   layout copies around them ---------------------------------------------------------------------------------
+
+   minicnn/ops/_cpu_fast.py runs one batch chunk per thread. As a chain of Python calls (im2col, matmul, a bias
+   add, a transposing copy, ...) each step hands the GIL back and forth with the other thread's steps, and on a
+   virtual machine each hand-off is a thread wake-up (20-100 us); one call per chunk hands it over once. `gemm`
+   is the BLAS's cblas_?gemm with 64-bit integers (NumPy's bundled OpenBLAS), found by ops/_native.py. */
+typedef void (*gemm_fn)(int order, int trans_a, int trans_b, i64 M, i64 N, i64 K, T alpha, const T *A, i64 lda,
+                        const T *B, i64 ldb, T beta, T *C, i64 ldc);
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+/* y (n, F, oh, ow) = the convolution of x (n, C, H, W) with W2 (F, C*kh*kw), plus b (F, or NULL). cols (K, P) and
+   rows (F, P) are the caller's buffers, P = n*oh*ow; cols holds the column matrix afterwards. */
+void conv_forward_chunk(void *gemm, const T *x, const T *W2, const T *b, T *y, T *cols, T *rows, i64 n, i64 C,
+                        i64 H, i64 W, i64 kh, i64 kw, i64 sy, i64 sx, i64 ph, i64 pw, i64 oh, i64 ow, i64 F)
+{
+    i64 K = C * kh * kw, L = oh * ow, P = n * L;
+    im2col(x, cols, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow, 0, K);
+    ((gemm_fn)gemm)(ROW_MAJOR, NO_TRANS, NO_TRANS, F, P, K, 1, W2, K, cols, P, 0, rows, P);
+    for (i64 i = 0; i < n; i++)                       /* (F, n, L) -> (n, F, L), with the bias */
+        for (i64 f = 0; f < F; f++) {
+            const T *restrict src = rows + f * P + i * L;
+            T *restrict dst = y + (i * F + f) * L;
+            T bias = b ? b[f] : 0;
+            for (i64 j = 0; j < L; j++) dst[j] = src[j] + bias;
+        }
+}
+
+/* The chunk's share of the backward from dy (n, F, oh, ow): dW (F, K) += dy_rows @ cols^T and db (F) += the sums
+   of dy (both skipped when NULL), and dx (n, C, H, W) = col2im(W2^T @ dy_rows) (skipped when NULL). cols: the
+   forward's column matrix, rebuilt from x first when `rebuild`; rows (F, P) and dcols (K, P) are scratch. */
+void conv_backward_chunk(void *gemm, const T *dy, const T *x, const T *W2, T *cols, T *rows, T *dcols, T *dW,
+                         T *db, T *dx, i64 rebuild, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sy, i64 sx,
+                         i64 ph, i64 pw, i64 oh, i64 ow, i64 F)
+{
+    i64 K = C * kh * kw, L = oh * ow, P = n * L;
+    for (i64 i = 0; i < n; i++)                       /* (n, F, L) -> (F, n, L) */
+        for (i64 f = 0; f < F; f++) {
+            const T *restrict src = dy + (i * F + f) * L;
+            T *restrict dst = rows + f * P + i * L;
+            for (i64 j = 0; j < L; j++) dst[j] = src[j];
+        }
+    if (db)
+        for (i64 f = 0; f < F; f++) {
+            double sum = 0;                           /* double: P can be 10^5 terms */
+            for (i64 j = 0; j < P; j++) sum += rows[f * P + j];
+            db[f] += (T)sum;
+        }
+    if (dW) {
+        if (rebuild) im2col(x, cols, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow, 0, K);
+        ((gemm_fn)gemm)(ROW_MAJOR, NO_TRANS, TRANS, F, K, P, 1, rows, P, cols, P, 1, dW, K);
+    }
+    if (dx) {
+        ((gemm_fn)gemm)(ROW_MAJOR, TRANS, NO_TRANS, K, P, F, 1, W2, K, rows, P, 0, dcols, P);
+        col2im(dcols, dx, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow, 0, 0, C * n);
+    }
+}

@@ -10,8 +10,10 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
   inside copies and ufunc loops, so the copies around the GEMMs (im2col, col2im, layout transposes) and the
   whole of pooling and LRN use both cores, as BLAS does -- but only where each NumPy call of a thread's share is
   large: two threads making many short calls spend their time handing the GIL to each other.
-* A convolution whose column matrix fits one chunk stays in the calling thread, keeps its columns for backward
-  and splits only its GEMMs over the threads (``_gemm``); larger ones run batch chunks in parallel. The BLAS is
+* A convolution runs batch chunks in parallel, one single-threaded GEMM per thread, and keeps its columns for
+  backward when they total at most one chunk (8 MB). With the C loops even a small batch is one chunk per thread
+  (``_batches``), and a convolution under 15 MFLOP runs in one thread (``_conv_threads``). Without them a batch
+  whose columns fit one chunk stays in the calling thread and splits only its GEMMs (``_gemm``). The BLAS is
   always single-threaded inside: OpenBLAS's idle workers spin and would slow the copy threads of the next layer.
 * Phase-grid rows share their padding with the row below (``_Grid._shared_pad_width``), halving the junk
   columns of a 'same' convolution, and im2col copies all the taps of a stride phase with one strided view.
@@ -382,6 +384,9 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     # the columns kept for backward (no second im2col) when they are at most one chunk's size (8 MB) in all
     keep = keep_cols and W2.shape[1] * grid.L * N * x.itemsize <= _CHUNK_BYTES
     grid.cols = {} if keep else None
+    if grid.exact and _native.gemm(x.dtype):
+        _forward_chunks_in_c(x, W2, b, y, grid, chunks, keep)
+        return y, grid
 
     def chunk(n0, n1):
         cols = _unfold(x[n0:n1], grid, kh, kw, keep)
@@ -401,6 +406,64 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     with serial() if grid.threads == 1 else contextlib.nullcontext():
         _over_chunks(chunks, chunk, W2.shape[1] * N * grid.L)    # the column matrix: what the chunks copy
     return y, grid
+
+
+def _sizes(x_shape, F, grid):
+    """The size arguments of the C chunk functions after n (kernels/cpu_im2col.c)."""
+    return (x_shape[1], x_shape[2], x_shape[3], grid.kh, grid.kw, grid.sy, grid.sx, grid.ph, grid.pw, grid.oh,
+            grid.ow, F)
+
+
+def _forward_chunks_in_c(x, W2, b, y, grid, chunks, keep):
+    """The forward, each batch chunk one C call (``conv_forward_chunk``: im2col, the BLAS's GEMM, the bias and
+    the NCHW copy), chunks split over the threads: the GIL changes hands once per chunk, not once per step."""
+    x, W2 = np.ascontiguousarray(x), np.ascontiguousarray(W2)
+    b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    F, K = W2.shape
+    loop, gemm, sizes = _native.library(x.dtype).conv_forward_chunk, _native.gemm(x.dtype), _sizes(x.shape, F, grid)
+
+    def chunk(n0, n1):
+        P = (n1 - n0) * grid.L
+        cols = fresh((K, P), x.dtype) if keep else _temp("conv_cols", (K, P), x.dtype)
+        rows = _temp("conv_fwd_rows", (F, P), x.dtype)
+        loop(gemm, x.ctypes.data + n0 * x.strides[0], W2.ctypes.data, None if b is None else b.ctypes.data,
+             y.ctypes.data + n0 * y.strides[0], cols.ctypes.data, rows.ctypes.data, n1 - n0, *sizes)
+        if keep:
+            grid.cols[n0, n1] = cols
+
+    with serial() if grid.threads == 1 else contextlib.nullcontext():
+        _over_chunks(chunks, chunk, K * x.shape[0] * grid.L)
+
+
+def _backward_chunks_in_c(dy, W2, x, grid, need_dx, param_grads):
+    """(dx, dW, db), each batch chunk one C call (``conv_backward_chunk``), chunks split over the threads; dW and
+    db summed per thread, then over the threads."""
+    dy, W2, x = np.ascontiguousarray(dy), np.ascontiguousarray(W2), np.ascontiguousarray(x)
+    N, F = dy.shape[:2]
+    K = W2.shape[1]
+    dx = fresh(x.shape, dy.dtype) if need_dx else None
+    loop, gemm, sizes = _native.library(dy.dtype).conv_backward_chunk, _native.gemm(dy.dtype), _sizes(x.shape, F, grid)
+    parts = {}                                         # thread -> its (dW, db) partial sums
+
+    def chunk(n0, n1):
+        P = (n1 - n0) * grid.L
+        kept = grid.cols.get((n0, n1)) if grid.cols else None
+        cols = kept if kept is not None or not param_grads else _temp("conv_cols", (K, P), dy.dtype)
+        rows = _temp("conv_bwd_dy", (F, P), dy.dtype)
+        dcols = _temp("conv_bwd_dcols", (K, P), dy.dtype) if need_dx else None
+        if param_grads and threading.get_ident() not in parts:
+            parts[threading.get_ident()] = (np.zeros((F, K), dy.dtype), np.zeros(F, dy.dtype))
+        dW, db = parts[threading.get_ident()] if param_grads else (None, None)
+        loop(gemm, dy.ctypes.data + n0 * dy.strides[0], x.ctypes.data + n0 * x.strides[0], W2.ctypes.data,
+             None if cols is None else cols.ctypes.data, rows.ctypes.data, None if dcols is None else dcols.ctypes.data,
+             None if dW is None else dW.ctypes.data, None if db is None else db.ctypes.data,
+             None if dx is None else dx.ctypes.data + n0 * dx.strides[0], int(kept is None), n1 - n0, *sizes)
+
+    with serial() if grid.threads == 1 else contextlib.nullcontext():
+        _over_chunks(_batches(N, K * grid.L * dy.itemsize, grid.threads), chunk, K * N * grid.L)
+    if not param_grads:
+        return dx, None, None
+    return dx, sum(dW for dW, _ in parts.values()), sum(db for _, db in parts.values())
 
 
 def _dx_by_forward_conv(W, grid):
@@ -428,6 +491,9 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
         dx = conv2d_forward(dy, flipped, None, (1, 1), (kh - 1 - grid.ph, kw - 1 - grid.pw), grid.H, grid.W,
                             keep_cols=False)[0]
         need_dx = False                                # done: the chunks below only make dW
+    if grid.exact and _native.gemm(dy.dtype) and (need_dx or param_grads):
+        dx_c, dW, db = _backward_chunks_in_c(dy, W2, x, grid, need_dx, param_grads)
+        return (dx_c if need_dx else dx), (None if dW is None else dW.reshape(W.shape)), db
     W2t = W.transpose(0, 2, 3, 1).reshape(F, K) if need_dx else None   # rows (ky, kx, c): tap-major dcols
     if need_dx:
         dx = fresh(x.shape, dy.dtype)

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["available", "disabled", "library", "build_error"]
+__all__ = ["available", "disabled", "library", "build_error", "gemm"]
 
 SOURCES = ("cpu_pool.c", "cpu_im2col.c")
 FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC")
@@ -57,6 +57,8 @@ _SIGNATURES = {
     "max_pool_backward_2x2": ([_P, _P, _P] + [_I] * 3, ctypes.c_int),
     "im2col": ([_P, _P] + [_I] * 14, None),
     "col2im": ([_P, _P] + [_I] * 15, None),
+    "conv_forward_chunk": ([_P] * 7 + [_I] * 13, None),
+    "conv_backward_chunk": ([_P] * 10 + [_I] * 14, None),
 }
 
 
@@ -97,6 +99,51 @@ def library(dtype):
                 except (OSError, RuntimeError, subprocess.SubprocessError) as e:
                     _libraries[dtype], _errors[dtype] = None, str(e)
     return _libraries[dtype]
+
+
+_GEMM_SYMBOLS = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
+                 np.dtype(np.float64): ("scipy_cblas_dgemm64_", "cblas_dgemm64_")}
+_gemms = {}
+
+
+def gemm(dtype):
+    """The address of NumPy's own BLAS cblas_?gemm for ``dtype``, for the C loops that call it (conv's chunk
+    functions), or None. Only the ILP64 entry points (64-bit integers, the ``64_`` suffix of the OpenBLAS that
+    NumPy's wheels bundle) are taken, since the C side passes 64-bit sizes; each is checked on a small product
+    against ``np.matmul`` before it is used."""
+    dtype = np.dtype(dtype)
+    if dtype not in _gemms:
+        with _lock:
+            if dtype not in _gemms:
+                _gemms[dtype] = _find_gemm(dtype)
+    return _gemms[dtype]
+
+
+def _find_gemm(dtype):
+    try:
+        from threadpoolctl import ThreadpoolController
+        paths = [lib.filepath for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    except Exception:
+        return None
+    ctype = np.ctypeslib.as_ctypes_type(dtype)
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _GEMM_SYMBOLS.get(dtype, ()):
+            fn = getattr(lib, name, None)
+            if fn is None:
+                continue
+            fn.restype = None
+            fn.argtypes = [ctypes.c_int] * 3 + [_I] * 3 + [ctype, _P, _I, _P, _I, ctype, _P, _I]
+            a = np.arange(6, dtype=dtype).reshape(2, 3)
+            b = np.arange(12, dtype=dtype).reshape(3, 4) - 5
+            c = np.full((2, 4), 7, dtype=dtype)
+            fn(101, 111, 111, 2, 4, 3, 1.0, a.ctypes.data, 3, b.ctypes.data, 4, 0.0, c.ctypes.data, 4)
+            if np.array_equal(c, a @ b):
+                return ctypes.cast(fn, _P).value
+    return None
 
 
 def _compiler():
