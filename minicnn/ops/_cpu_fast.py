@@ -219,12 +219,19 @@ class _Grid:
 # Images per GEMM: enough that the column matrix of one batch chunk is about this many bytes. The chunk's columns
 # are written by im2col and read at once by the GEMM while still in the L3 cache, in a reused buffer; the whole
 # batch's column matrix (131 MB for zfnet_small's conv2 at batch 128) would be fresh pages in DRAM on every call,
-# and would stay in the cache until backward. Backward rebuilds a chunk's columns from the cached input.
+# and would stay in the cache until backward. Backward rebuilds a chunk's columns from the cached input, unless
+# the whole batch's columns are at most _KEEP_BYTES: then the forward keeps them.
 _CHUNK_BYTES = 8 << 20
+_KEEP_BYTES = 8 << 20
+# With the C loops (one call per chunk: im2col, GEMM, layout) chunks this small stay in a core's L2 cache (1 MB
+# here) from im2col to GEMM: issue 7's convs, 2 threads, fwd+bwd, 1 MB / 8 MB chunks: 0.85x, 0.65x, ~1.0x, 0.94x,
+# 0.94x (issues 1-5). In NumPy, with many calls per chunk, small chunks cost more in per-call overhead.
+_C_CHUNK_BYTES = 1 << 20
 
 
 def _batches(N, bytes_per_image, threads):
-    """Batch chunks of about _CHUNK_BYTES of columns each; a multiple of ``threads`` when there are several.
+    """Batch chunks of about _CHUNK_BYTES (with the C loops _C_CHUNK_BYTES) of columns each; a multiple of
+    ``threads`` when there are several.
 
     With the C loops, a batch whose columns fit one chunk is still split into one chunk per thread: each thread
     then runs its own im2col, GEMM and layout copy, one parallel region per op instead of one per step (issue 7's
@@ -233,8 +240,9 @@ def _batches(N, bytes_per_image, threads):
     splitting a small convolution's NumPy copies over Python threads made each thread's copies so short (a few
     us) that the two threads spent their time handing the GIL back and forth (issue 7's 64x6x12x12 conv,
     2 threads, fwd+bwd: 5.0 ms with the copies in two threads, 2.2 ms in one)."""
-    count = -(-N * bytes_per_image // _CHUNK_BYTES)
-    if count > 1 or _native.available():
+    native = _native.available()
+    count = -(-N * bytes_per_image // min(_CHUNK_BYTES, _C_CHUNK_BYTES if native else _CHUNK_BYTES))
+    if count > 1 or native:
         count = min(N, -(-count // threads) * threads)
     return [(N * i // count, N * (i + 1) // count) for i in range(count)]
 
@@ -381,8 +389,8 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     bias = None if b is None else b.reshape(F, 1, 1, 1)
     grid.threads = _conv_threads(F, W2.shape[1], N * grid.L)
     chunks = _batches(N, W2.shape[1] * grid.L * x.itemsize, grid.threads)
-    # the columns kept for backward (no second im2col) when they are at most one chunk's size (8 MB) in all
-    keep = keep_cols and W2.shape[1] * grid.L * N * x.itemsize <= _CHUNK_BYTES
+    # the columns kept for backward (no second im2col) when they are at most _KEEP_BYTES in all
+    keep = keep_cols and W2.shape[1] * grid.L * N * x.itemsize <= min(_KEEP_BYTES, _CHUNK_BYTES)
     grid.cols = {} if keep else None
     if grid.exact and _native.gemm(x.dtype):
         _forward_chunks_in_c(x, W2, b, y, grid, chunks, keep)
