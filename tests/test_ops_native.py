@@ -112,3 +112,29 @@ def test_pool_lanes_and_tails_match_the_readable_op(dtype, ow):
         np.testing.assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))
         np.testing.assert_array_equal(cache.switches, cache_ref.switches)
         np.testing.assert_array_equal(dx.view(np.uint8), dx_ref.view(np.uint8))
+
+
+@needs_c
+@pytest.mark.parametrize("fused", [True, False], ids=["one-C-call-per-chunk", "C-copies-NumPy-GEMMs"])
+def test_conv_with_and_without_the_blas_pointer_match_the_readable_op(monkeypatch, fused):
+    """With NumPy's BLAS found (``_native.gemm``) each chunk is one C call; without it (another BLAS) the C copies
+    run around NumPy's matmul. Both against the readable op, with padding, stride 2 and several chunks."""
+    if not fused:
+        monkeypatch.setattr(_native, "gemm", lambda dtype: None)
+    elif _native.gemm(np.float32) is None:
+        pytest.skip("NumPy's BLAS has no ILP64 cblas_sgemm here")
+    monkeypatch.setattr(_cpu_fast, "_C_CHUNK_BYTES", 2000)          # several chunks even for this small batch
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        x, W, b = (rng.standard_normal(s).astype(dtype) for s in [(6, 3, 11, 9), (5, 3, 3, 3), (5,)])
+        for stride, pad in [(1, 1), (2, 0)]:
+            y, cache = ops.conv2d_forward(x, W, b, stride, pad)
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            grads = ops.conv2d_backward(dy, cache)
+            with _cpu_fast.reference_paths():
+                y_ref, cache_ref = ops.conv2d_forward(x, W, b, stride, pad)
+                grads_ref = ops.conv2d_backward(dy, cache_ref)
+            tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+            np.testing.assert_allclose(y, y_ref, **tol)
+            for g, r in zip(grads, grads_ref):
+                np.testing.assert_allclose(g, r, **tol)

@@ -29,9 +29,11 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
   in reused scratch buffers: no fresh pages, so no page faults, on every call.
 * Where the machine has a C compiler (``ops/_native.py``), max pooling, unpooling, im2col and col2im run as C
   loops, no GIL held: pooling compares 8 float32 outputs per vector instruction on each plane's phase grid
-  (kernels/cpu_pool.c; fwd+bwd 1.5-3x faster than the Numba loops on issue 7's larger shapes), and im2col builds
-  the exact column matrix, no junk columns (kernels/cpu_im2col.c; issue 7's 12x12 5x5 conv: 1.5x fewer GEMM
-  columns). Without a compiler, or inside ``_native.disabled()``, the paths below run.
+  (kernels/cpu_pool.c; fwd+bwd 2-3x faster than the Numba loops on issue 7's shapes), and im2col builds the exact
+  column matrix, no junk columns (kernels/cpu_im2col.c; issue 7's 12x12 5x5 conv: 1.5x fewer GEMM columns).
+  Where NumPy's BLAS is found (``_native.gemm``), a convolution's batch chunk, forward or backward, is one C call
+  that calls that BLAS itself (``_forward_chunks_in_c``, ``_backward_chunks_in_c``). Without a compiler, or
+  inside ``_native.disabled()``, the paths below run.
 * Max pooling with switches and its backward run as compiled loops (``ops/_jit_loops.py``, Numba) where Numba
   is importable: one pass per plane instead of ~40 NumPy passes, and no GIL held, so the planes split over the
   threads really run side by side (1.1-1.9x faster than the NumPy path below on issue 7's shapes, 2 threads).

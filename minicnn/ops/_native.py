@@ -3,7 +3,9 @@
 Two kinds of loop gain from C: those that want vector instructions neither NumPy (one pass per window tap) nor
 Numba (which left the pooling loops scalar) produces -- max pooling compares 8 float32 outputs at once in 32-byte
 vectors (``minicnn/kernels/cpu_pool.c``) -- and copies made of many short runs, where NumPy pays its loop setup
-per run -- im2col and col2im on small images (``minicnn/kernels/cpu_im2col.c``). Their C source ships with the package, beside the CUDA kernels, and
+per run -- im2col and col2im on small images (``minicnn/kernels/cpu_im2col.c``). That file also runs a whole
+batch chunk of a convolution in one call, calling NumPy's own BLAS for the GEMMs through the address ``gemm()``
+finds, so that two threads hand the GIL to each other once per chunk instead of once per step. Their C source ships with the package, beside the CUDA kernels, and
 follows the kernels' convention: one source, the element type ``T`` set at compile time (``-DT=float`` or
 ``-DT=double``).
 
