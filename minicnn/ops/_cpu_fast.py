@@ -226,8 +226,10 @@ class _Grid:
 _CHUNK_BYTES = 8 << 20
 _KEEP_BYTES = 8 << 20
 # With the C loops (one call per chunk: im2col, GEMM, layout) chunks this small stay in a core's L2 cache (1 MB
-# here) from im2col to GEMM: issue 7's convs, 2 threads, fwd+bwd, 1 MB / 8 MB chunks: 0.85x, 0.65x, ~1.0x, 0.94x,
-# 0.94x (issues 1-5). In NumPy, with many calls per chunk, small chunks cost more in per-call overhead.
+# here) from im2col to GEMM: issue 7's convs, 2 threads, fwd+bwd, time with 1 MB / with 8 MB chunks: 0.85, 0.65,
+# 1.06, 0.94, 0.94 (issues 1-5, paired ratios) and 0.92, 1.06, 0.95, 0.90 (issues 1-4, interleaved blocks): a
+# small gain, and within this machine's noise for issue 2. In NumPy, with many calls per chunk, small chunks
+# cost more in per-call overhead.
 _C_CHUNK_BYTES = 1 << 20
 
 
@@ -382,7 +384,7 @@ def im2col_public(x, kernel, stride, pad):
 
 def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     """y (N, F, oh, ow) and the grid, one GEMM per batch chunk; the bias on its rows, NCHW by one copy.
-    ``keep_cols``: keep a single chunk's column matrix on the grid for backward."""
+    ``keep_cols``: keep the chunks' column matrices on the grid for backward (``grid.cols``, by batch range)."""
     N, C = x.shape[:2]
     F, _, kh, kw = W.shape
     grid = _Grid(x.shape, (kh, kw), stride, pad, (oh, ow), exact=_native.available(x.dtype))
@@ -391,7 +393,8 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     bias = None if b is None else b.reshape(F, 1, 1, 1)
     grid.threads = _conv_threads(F, W2.shape[1], N * grid.L)
     chunks = _batches(N, W2.shape[1] * grid.L * x.itemsize, grid.threads)
-    # the columns kept for backward (no second im2col) when they are at most _KEEP_BYTES in all
+    # the columns kept for backward (no second im2col) when they are at most _KEEP_BYTES in all (and one chunk's
+    # size: the tests shrink _CHUNK_BYTES to cover the backward that rebuilds them)
     keep = keep_cols and W2.shape[1] * grid.L * N * x.itemsize <= min(_KEEP_BYTES, _CHUNK_BYTES)
     grid.cols = {} if keep else None
     if grid.exact and _native.gemm(x.dtype):
