@@ -9,7 +9,7 @@ finds, so that two threads hand the GIL to each other once per chunk instead of 
 with the package, beside the CUDA kernels, and follow the kernels' convention: one source, the element type ``T``
 set at compile time (``-DT=float`` or ``-DT=double``).
 
-Building: the first call in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set; ~0.5 s a dtype)
+Building: the first call in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set; ~1 s a dtype)
 and keeps the shared library in a cache directory (``$MINICNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/minicnn`` or
 ``~/.cache/minicnn``), named by a hash of the source, the compiler, its flags and this CPU, so that a changed
 source, compiler or machine builds anew and concurrent processes never see a half-written file (each builds
