@@ -10,22 +10,7 @@
    ~10 ns of loop setup per run, which is why the NumPy fast path copies whole phase-grid rows instead and carries
    junk columns into its GEMMs (12 columns for 8 on a 12x12 input, 5x5 kernel: 1.5x the GEMM work). A compiled
    loop copies a run of 8 in a few cycles, so the GEMMs get exactly the columns they need. */
-#include <stdint.h>
-#include <string.h>
-
-#if defined(__GNUC__) && !defined(__clang__)
-/* GCC would turn the short copy loops below back into memcpy calls, which cost more than a run of 8 values */
-#pragma GCC optimize("no-tree-loop-distribute-patterns")
-#endif
-
-#ifndef T
-#define T float
-#endif
-
-typedef int64_t i64;
-#define VBYTES 32
-#define LANES ((i64)(VBYTES / sizeof(T)))
-typedef T vT __attribute__((vector_size(VBYTES)));
+#include "cpu_common.h"
 
 /* dst[0:n] = src[0:n] (or += with add), a vector of LANES at a time and the rest one by one: the runs here are
    short (8 to 32 values), and both a memcpy call and the compiler's own loop versioning cost more than the copy. */
@@ -33,9 +18,7 @@ static inline void copy_run(T *restrict dst, const T *restrict src, i64 n)
 {
     i64 j = 0;
     for (; j + LANES <= n; j += LANES) {
-        vT v;
-        memcpy(&v, src + j, sizeof v);
-        memcpy(dst + j, &v, sizeof v);
+        store(dst + j, load(src + j));
     }
     for (; j < n; j++) dst[j] = src[j];
 }
@@ -44,11 +27,7 @@ static inline void add_run(T *restrict dst, const T *restrict src, i64 n)
 {
     i64 j = 0;
     for (; j + LANES <= n; j += LANES) {
-        vT a, b;
-        memcpy(&a, dst + j, sizeof a);
-        memcpy(&b, src + j, sizeof b);
-        a += b;
-        memcpy(dst + j, &a, sizeof a);
+        store(dst + j, load(dst + j) + load(src + j));
     }
     for (; j < n; j++) dst[j] += src[j];
 }

@@ -14,37 +14,9 @@
 
    Bit for bit the readable ops: a strictly greater value wins (the first maximum wins a tie, NaN never wins,
    cells outside the input are -inf), and the backward adds the taps onto +0.0 in the readable op's order. */
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
+#include "cpu_common.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-/* GCC would turn the short copy loops below back into memcpy calls, which cost more than a row of 4 values */
-#pragma GCC optimize("no-tree-loop-distribute-patterns")
-#endif
-
-#ifndef T
-#define T float
-#endif
-
-typedef int64_t i64;
-#define VBYTES 32
-#define LANES ((i64)(VBYTES / sizeof(T)))
-/* IT: the integer of T's width. vT: LANES values of T; vI: the integer vector of the same lanes, which is what a
-   comparison of two vT yields (-1 where true, 0 where false). */
-#define float_INT int32_t
-#define double_INT int64_t
-#define INT_OF(type) INT_OF_(type)
-#define INT_OF_(type) type##_INT
-typedef INT_OF(T) IT;
-typedef T vT __attribute__((vector_size(VBYTES)));
-typedef IT vI __attribute__((vector_size(VBYTES)));
-
-static vT load(const T *p) { vT v; memcpy(&v, p, sizeof v); return v; }        /* unaligned */
-static vI load_i(const IT *p) { vI v; memcpy(&v, p, sizeof v); return v; }
-static void store(T *p, vT v) { memcpy(p, &v, sizeof v); }
-static vT select_where(vI mask, vT a, vT b) { return (vT)(((vI)a & mask) | ((vI)b & ~mask)); }
+static inline vT select_where(vI mask, vT a, vT b) { return (vT)(((vI)a & mask) | ((vI)b & ~mask)); }
 
 /* Half-vectors for stride 2: 8 consecutive values split into their even and odd lanes (4 each), and back. */
 typedef T v8T __attribute__((vector_size(8 * sizeof(T))));

@@ -40,6 +40,7 @@ from .. import backend
 __all__ = ["available", "disabled", "library", "build_error", "gemm"]
 
 SOURCES = ("cpu_pool.c", "cpu_im2col.c")
+HEADERS = ("cpu_common.h",)             # included by the sources: part of the cache key
 FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC")
 ARCH_FLAGS = ("-march=native",)           # dropped (with a second try) where the compiler does not know it
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -187,8 +188,8 @@ def _build(ctype):
     key = hashlib.sha256()
     for part in [cc, version, " ".join(FLAGS + ARCH_FLAGS), ctype, platform.machine(), _cpu_fingerprint()]:
         key.update(part.encode() + b"\0")
-    for source in sources:
-        key.update(source.read_bytes())
+    for path in sources + [backend.KERNEL_DIR / name for name in HEADERS]:
+        key.update(path.read_bytes())
     target = _cache_dir() / f"cpu_loops_{ctype}_{key.hexdigest()[:16]}.so"
     if target.exists():
         return target
