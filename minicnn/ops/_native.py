@@ -22,6 +22,7 @@ call, so the shares that ``_parallel.parallel_chunks`` hands to minicnn's thread
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import hashlib
@@ -177,7 +178,9 @@ def _cache_dir():
                     return Path(base)
             except OSError:
                 pass
-    return Path(tempfile.mkdtemp(prefix="minicnn-native-"))      # nowhere to keep it: this process only
+    scratch = tempfile.mkdtemp(prefix="minicnn-native-")        # nowhere to keep it: this process only
+    atexit.register(shutil.rmtree, scratch, True)
+    return Path(scratch)
 
 
 def _build(ctype):
