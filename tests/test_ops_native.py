@@ -138,3 +138,29 @@ def test_conv_with_and_without_the_blas_pointer_match_the_readable_op(monkeypatc
             np.testing.assert_allclose(y, y_ref, **tol)
             for g, r in zip(grads, grads_ref):
                 np.testing.assert_allclose(g, r, **tol)
+
+
+@needs_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("F", [1, 8, 11])
+def test_direct_convolution_matches_the_readable_op(dtype, F):
+    """Stride-1 convolutions small enough for the C direct convolution: filters fewer than, equal to and more than
+    a block of 8, output rows shorter than a vector and with a tail, padding; dx by the same kernel."""
+    rng = np.random.default_rng(F)
+    for C, H, W, k, pad in [(3, 5, 6, 3, 1), (2, 12, 13, 5, 2), (1, 4, 4, 1, 0), (4, 9, 20, 3, 0)]:
+        x = rng.standard_normal((3, C, H, W)).astype(dtype)
+        w = rng.standard_normal((F, C, k, k)).astype(dtype)
+        b = rng.standard_normal(F).astype(dtype)
+        y, cache = ops.conv2d_forward(x, w, b, 1, pad)
+        assert cache.grid.exact and cache.grid.cols is None           # the direct path ran (no columns kept)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        grads = ops.conv2d_backward(dy, cache)
+        with _cpu_fast.reference_paths():
+            y_ref, cache_ref = ops.conv2d_forward(x, w, b, 1, pad)
+            grads_ref = ops.conv2d_backward(dy, cache_ref)
+        tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(y, y_ref, **tol)
+        for g, r in zip(grads, grads_ref):
+            np.testing.assert_allclose(g, r, **tol)
+        y_nobias, _ = ops.conv2d_forward(x, w, None, 1, pad)
+        np.testing.assert_allclose(y_nobias, y_ref - b[:, None, None], **tol)

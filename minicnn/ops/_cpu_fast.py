@@ -264,6 +264,43 @@ def _conv_threads(F, K, P):
     return 1 if 2.0 * F * K * P < _PARALLEL_CONV_FLOPS else get_num_threads()
 
 
+# Stride-1 convolutions below this many FLOPs run as the C direct convolution (``conv_direct``), no column matrix:
+# its working set per image stays in the caches, so it scales to both cores where im2col + GEMM did not (issue 7's
+# 64x6x12x12 5x5 conv forward, one thread: 0.50 ms direct, 0.82 ms im2col + GEMM on two threads).
+_DIRECT_FLOPS = 100e6
+
+
+def _direct(F, K, P, stride, dtype):
+    """True for a convolution the direct C loop should run: stride 1, small, and at least half of its blocks of 8
+    filters filled (a 1-filter convolution, as the input gradient of a 1-channel layer, would use 1 lane in 8)."""
+    return (tuple(stride) == (1, 1) and 2.0 * F * K * P < _DIRECT_FLOPS and F * 2 >= -(-F // 8) * 8
+            and _native.available(dtype))
+
+
+def _weights_by_8(W):
+    """(F, C, kh, kw) -> (ceil(F/8), C*kh*kw, 8): the direct convolution's weights, 8 filters side by side."""
+    F = W.shape[0]
+    K = W[0].size
+    blocks = -(-F // 8)
+    w8 = np.zeros((blocks * 8, K), W.dtype)
+    w8[:F] = W.reshape(F, K)
+    return np.ascontiguousarray(w8.reshape(blocks, 8, K).transpose(0, 2, 1))
+
+
+def _forward_direct(x, W, b, y, grid):
+    """y by the C direct convolution, the images split over the threads (kernels/cpu_im2col.c, conv_direct)."""
+    x = np.ascontiguousarray(x)
+    w8 = _weights_by_8(W)
+    b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    loop = _native.library(x.dtype).conv_direct
+    sizes = (C, H, Wd, F, kh, kw, grid.ph, grid.pw, grid.oh, grid.ow)
+    with serial() if grid.threads == 1 else contextlib.nullcontext():
+        parallel_chunks(lambda n0, n1: loop(x.ctypes.data, w8.ctypes.data, None if b is None else b.ctypes.data,
+                                            y.ctypes.data, *sizes, n0, n1), N, y.size * W[0].size // 8)
+
+
 def _over_chunks(chunks, do_chunk, elements):
     """Run ``do_chunk(n0, n1)`` for every batch chunk, with the BLAS limited to one thread per call (where
     threadpoolctl can limit it, see ``_parallel.blas_single_threaded``): several chunks run in parallel, one
@@ -397,6 +434,10 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     # size: the tests shrink _CHUNK_BYTES to cover the backward that rebuilds them)
     keep = keep_cols and W2.shape[1] * grid.L * N * x.itemsize <= min(_KEEP_BYTES, _CHUNK_BYTES)
     grid.cols = {} if keep else None
+    if grid.exact and _direct(F, W2.shape[1], N * grid.L, stride, x.dtype):
+        grid.cols = None                               # the backward builds the columns it needs for dW
+        _forward_direct(x, W, b, y, grid)
+        return y, grid
     if grid.exact and _native.gemm(x.dtype):
         _forward_chunks_in_c(x, W2, b, y, grid, chunks, keep)
         return y, grid
@@ -484,9 +525,13 @@ def _dx_by_forward_conv(W, grid):
     correlation of dy with the filters flipped in space and transposed to (C, F, kh, kw)), and F <= C, so that
     the columns of dy (F*kh*kw rows) are no taller than those of x. One im2col and one GEMM then replace a GEMM
     writing C*kh*kw column-gradient rows plus kh*kw adds: zfnet_small conv4 (48->48) dx 4.7 -> 3.8 ms, conv5
-    (48->32) 3.9 -> 2.5 ms (2 threads); with F = 2C it was about equal, with F >> C (LeNet's 1->6) slower."""
+    (48->32) 3.9 -> 2.5 ms (2 threads); with F = 2C it was about equal, with F >> C (LeNet's 1->6) slower.
+    (Not through the direct C convolution for F > C: the 'full' correlation computes every padded position,
+    44 MFLOP against 20 for the column-gradient GEMM on issue 7's 12x12 conv, and came out 1.15x slower.)"""
     F, C, kh, kw = W.shape
-    return (grid.sy, grid.sx) == (1, 1) and F <= C and grid.ph <= kh - 1 and grid.pw <= kw - 1
+    if not ((grid.sy, grid.sx) == (1, 1) and grid.ph <= kh - 1 and grid.pw <= kw - 1):
+        return False
+    return F <= C
 
 
 def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
