@@ -142,10 +142,10 @@ def test_conv_with_and_without_the_blas_pointer_match_the_readable_op(monkeypatc
 
 @needs_c
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("F", [1, 8, 11])
+@pytest.mark.parametrize("F", [4, 8, 11])
 def test_direct_convolution_matches_the_readable_op(dtype, F):
     """Stride-1 convolutions small enough for the C direct convolution: filters fewer than, equal to and more than
-    a block of 8, output rows shorter than a vector and with a tail, padding; dx by the same kernel."""
+    a block of 8, output rows shorter than a vector and with a tail, padding; the backward is the GEMM path's."""
     rng = np.random.default_rng(F)
     for C, H, W, k, pad in [(3, 5, 6, 3, 1), (2, 12, 13, 5, 2), (1, 4, 4, 1, 0), (4, 9, 20, 3, 0)]:
         x = rng.standard_normal((3, C, H, W)).astype(dtype)
@@ -164,3 +164,10 @@ def test_direct_convolution_matches_the_readable_op(dtype, F):
             np.testing.assert_allclose(g, r, **tol)
         y_nobias, _ = ops.conv2d_forward(x, w, None, 1, pad)
         np.testing.assert_allclose(y_nobias, y_ref - b[:, None, None], **tol)
+
+
+def test_direct_convolution_is_only_for_stride_1_small_and_filled_blocks():
+    assert _cpu_fast._direct(16, 150, 4096, (1, 1), np.float32) == _native.available()
+    assert not _cpu_fast._direct(16, 150, 4096, (2, 2), np.float32)
+    assert not _cpu_fast._direct(1, 150, 4096, (1, 1), np.float32)           # 1 filter: 1 lane in 8
+    assert not _cpu_fast._direct(128, 576, 16384, (1, 1), np.float32)        # issue 7's largest: 2.4 GFLOP
