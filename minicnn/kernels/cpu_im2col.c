@@ -1,5 +1,5 @@
-/* im2col and col2im for the CPU as C loops (the column matrix with no junk columns), and a convolution's batch
-   chunk, forward or backward, in one call (at the end).
+/* im2col and col2im for the CPU as C loops (the column matrix with no junk columns), a convolution's batch chunk,
+   forward or backward, in one call, and a direct convolution for small stride-1 layers (at the end).
 
    minicnn/ops/conv.py's readable layout: cols (C*kh*kw, n*oh*ow), row (c, ky, kx), column (image, oy, ox),
    cols[(c, ky, kx), (i, oy, ox)] = xpad[i, c, oy*sy + ky, ox*sx + kx] (0 in the padding). Built by
