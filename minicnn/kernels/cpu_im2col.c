@@ -174,12 +174,12 @@ void conv_backward_chunk(void *gemm, const T *dy, const T *x, const T *W2, T *co
    do not slow each other down as the column matrix's streams do. Wt8: the weights reordered by _cpu_fast into
    blocks of 8 filters, (F/8 rounded up, C*kh*kw, 8), zero past F. */
 #define FB 8
-void conv_direct(const T *x, const T *Wt8, const T *b, T *y, i64 C, i64 H, i64 W, i64 F, i64 kh, i64 kw, i64 ph,
-                 i64 pw, i64 oh, i64 ow, i64 n0, i64 n1)
+int conv_direct(const T *x, const T *Wt8, const T *b, T *y, i64 C, i64 H, i64 W, i64 F, i64 kh, i64 kw, i64 ph,
+                i64 pw, i64 oh, i64 ow, i64 n0, i64 n1)
 {
     i64 K = C * kh * kw, owp = (ow + LANES - 1) / LANES * LANES, Hp = oh + kh - 1, Wp = owp + kw - 1;
     T *xp = malloc((C * Hp * Wp + LANES) * sizeof(T));
-    if (!xp) return;
+    if (!xp) return -1;
     for (i64 i = n0; i < n1; i++) {
         for (i64 j = 0; j < C * Hp * Wp + LANES; j++) xp[j] = 0;
         for (i64 c = 0; c < C; c++)
@@ -215,4 +215,5 @@ void conv_direct(const T *x, const T *Wt8, const T *b, T *y, i64 C, i64 H, i64 W
         }
     }
     free(xp);
+    return 0;
 }

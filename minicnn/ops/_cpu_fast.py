@@ -298,8 +298,9 @@ def _forward_direct(x, W, b, y, grid):
     loop = _native.library(x.dtype).conv_direct
     sizes = (C, H, Wd, F, kh, kw, grid.ph, grid.pw, grid.oh, grid.ow)
     with serial() if grid.threads == 1 else contextlib.nullcontext():
-        parallel_chunks(lambda n0, n1: loop(x.ctypes.data, w8.ctypes.data, None if b is None else b.ctypes.data,
-                                            y.ctypes.data, *sizes, n0, n1), N, y.size * W[0].size // 8)
+        parallel_chunks(lambda n0, n1: _native.call(loop, x.ctypes.data, w8.ctypes.data,
+                                                    None if b is None else b.ctypes.data, y.ctypes.data, *sizes,
+                                                    n0, n1), N, y.size * W[0].size // 8)
 
 
 def _over_chunks(chunks, do_chunk, elements):

@@ -63,7 +63,7 @@ _SIGNATURES = {
     "col2im": ([_P, _P] + [_I] * 15, None),
     "conv_forward_chunk": ([_P] * 7 + [_I] * 13, None),
     "conv_backward_chunk": ([_P] * 10 + [_I] * 14, None),
-    "conv_direct": ([_P] * 4 + [_I] * 12, None),
+    "conv_direct": ([_P] * 4 + [_I] * 12, ctypes.c_int),
 }
 
 
