@@ -386,9 +386,9 @@ def _fold(dcols, grid, kh, kw, dx):
     parallel_chunks(work, C, dcols.size // (kh * kw))
 
 
-def _geometry(x_shape, grid, kh, kw):
-    n, C, H, W = x_shape
-    return n, C, H, W, kh, kw, grid.sy, grid.sx, grid.ph, grid.pw, grid.oh, grid.ow
+def _c_sizes(x_shape, grid):
+    """(C, H, W, kh, kw, sy, sx, ph, pw, oh, ow): the geometry the C conv loops take (kernels/cpu_im2col.c)."""
+    return (*x_shape[1:], grid.kh, grid.kw, grid.sy, grid.sx, grid.ph, grid.pw, grid.oh, grid.ow)
 
 
 def _unfold_native(x, grid, kh, kw, keep):
@@ -397,7 +397,7 @@ def _unfold_native(x, grid, kh, kw, keep):
     x = np.ascontiguousarray(x)
     K, P = x.shape[1] * kh * kw, x.shape[0] * grid.L
     cols = fresh((K, P), x.dtype) if keep else _temp("conv_cols", (K, P), x.dtype)
-    loop, sizes = _native.library(x.dtype).im2col, _geometry(x.shape, grid, kh, kw)
+    loop, sizes = _native.library(x.dtype).im2col, (x.shape[0], *_c_sizes(x.shape, grid))
     parallel_chunks(lambda k0, k1: loop(x.ctypes.data, cols.ctypes.data, *sizes, k0, k1), K, cols.size)
     return cols
 
@@ -406,7 +406,7 @@ def _fold_native(dcols, grid, kh, kw, dx):
     """col2im by the C loop: each (image, channel) plane of dx zeroed and summed from its tap rows of dcols
     (tap-major, as ``conv2d_backward`` orders them), the planes split over the threads."""
     n, C = dx.shape[:2]
-    loop, sizes = _native.library(dx.dtype).col2im, _geometry(dx.shape, grid, kh, kw)
+    loop, sizes = _native.library(dx.dtype).col2im, (dx.shape[0], *_c_sizes(dx.shape, grid))
     parallel_chunks(lambda p0, p1: loop(dcols.ctypes.data, dx.ctypes.data, *sizes, 1, p0, p1), C * n, dcols.size)
 
 
@@ -464,19 +464,14 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     return y, grid
 
 
-def _sizes(x_shape, F, grid):
-    """The size arguments of the C chunk functions after n (kernels/cpu_im2col.c)."""
-    return (x_shape[1], x_shape[2], x_shape[3], grid.kh, grid.kw, grid.sy, grid.sx, grid.ph, grid.pw, grid.oh,
-            grid.ow, F)
-
-
 def _forward_chunks_in_c(x, W2, b, y, grid, chunks, keep):
     """The forward, each batch chunk one C call (``conv_forward_chunk``: im2col, the BLAS's GEMM, the bias and
     the NCHW copy), chunks split over the threads: the GIL changes hands once per chunk, not once per step."""
     x, W2 = np.ascontiguousarray(x), np.ascontiguousarray(W2)
     b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     F, K = W2.shape
-    loop, gemm, sizes = _native.library(x.dtype).conv_forward_chunk, _native.gemm(x.dtype), _sizes(x.shape, F, grid)
+    loop, gemm = _native.library(x.dtype).conv_forward_chunk, _native.gemm(x.dtype)
+    sizes = (*_c_sizes(x.shape, grid), F)
 
     def chunk(n0, n1):
         P = (n1 - n0) * grid.L
@@ -498,7 +493,8 @@ def _backward_chunks_in_c(dy, W2, x, grid, need_dx, param_grads):
     N, F = dy.shape[:2]
     K = W2.shape[1]
     dx = fresh(x.shape, dy.dtype) if need_dx else None
-    loop, gemm, sizes = _native.library(dy.dtype).conv_backward_chunk, _native.gemm(dy.dtype), _sizes(x.shape, F, grid)
+    loop, gemm = _native.library(dy.dtype).conv_backward_chunk, _native.gemm(dy.dtype)
+    sizes = (*_c_sizes(x.shape, grid), F)
     parts = {}                                         # thread -> its (dW, db) partial sums
 
     def chunk(n0, n1):
