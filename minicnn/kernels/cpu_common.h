@@ -35,4 +35,25 @@ static inline vT load(const T *p) { vT v; memcpy(&v, p, sizeof v); return v; }  
 static inline vI load_i(const IT *p) { vI v; memcpy(&v, p, sizeof v); return v; }
 static inline void store(T *p, vT v) { memcpy(p, &v, sizeof v); }
 
+/* dst[0:n] = src[0:n] (or += with add), a vector of LANES at a time and the rest one by one: the runs in
+   im2col, col2im and the direct convolution are short (8 to 32 values), and both a memcpy call and the compiler's
+   own loop versioning cost more than the copy. */
+static inline void copy_run(T *restrict dst, const T *restrict src, i64 n)
+{
+    i64 j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        store(dst + j, load(src + j));
+    }
+    for (; j < n; j++) dst[j] = src[j];
+}
+
+static inline void add_run(T *restrict dst, const T *restrict src, i64 n)
+{
+    i64 j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        store(dst + j, load(dst + j) + load(src + j));
+    }
+    for (; j < n; j++) dst[j] += src[j];
+}
+
 #endif

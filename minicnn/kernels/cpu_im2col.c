@@ -1,5 +1,5 @@
-/* im2col and col2im for the CPU as C loops (the column matrix with no junk columns), a convolution's batch chunk,
-   forward or backward, in one call, and a direct convolution for small stride-1 layers (at the end).
+/* im2col and col2im for the CPU as C loops (the column matrix with no junk columns), and a convolution's batch
+   chunk, forward or backward, in one call. (The direct convolution of small stride-1 layers: cpu_conv_direct.c.)
 
    minicnn/ops/conv.py's readable layout: cols (C*kh*kw, n*oh*ow), row (c, ky, kx), column (image, oy, ox),
    cols[(c, ky, kx), (i, oy, ox)] = xpad[i, c, oy*sy + ky, ox*sx + kx] (0 in the padding). Built by
@@ -11,26 +11,6 @@
    junk columns into its GEMMs (12 columns for 8 on a 12x12 input, 5x5 kernel: 1.5x the GEMM work). A compiled
    loop copies a run of 8 in a few cycles, so the GEMMs get exactly the columns they need. */
 #include "cpu_common.h"
-
-/* dst[0:n] = src[0:n] (or += with add), a vector of LANES at a time and the rest one by one: the runs here are
-   short (8 to 32 values), and both a memcpy call and the compiler's own loop versioning cost more than the copy. */
-static inline void copy_run(T *restrict dst, const T *restrict src, i64 n)
-{
-    i64 j = 0;
-    for (; j + LANES <= n; j += LANES) {
-        store(dst + j, load(src + j));
-    }
-    for (; j < n; j++) dst[j] = src[j];
-}
-
-static inline void add_run(T *restrict dst, const T *restrict src, i64 n)
-{
-    i64 j = 0;
-    for (; j + LANES <= n; j += LANES) {
-        store(dst + j, load(dst + j) + load(src + j));
-    }
-    for (; j < n; j++) dst[j] += src[j];
-}
 
 /* The outputs ox in [*o0, *o1) whose input column ox*s - p + k lies in [0, size). */
 static void inside(i64 k, i64 s, i64 p, i64 size, i64 out, i64 *o0, i64 *o1)
@@ -164,56 +144,4 @@ void conv_backward_chunk(void *gemm, const T *dy, const T *x, const T *W2, T *co
         ((gemm_fn)gemm)(ROW_MAJOR, TRANS, NO_TRANS, K, P, F, 1, W2, K, rows, P, 0, dcols, P);
         col2im(dcols, dx, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow, 0, 0, C * n);
     }
-}
-
-/* --- a direct convolution (stride 1) for small layers: no column matrix ---------------------------------------
-
-   y[i, f, oy, ox] = b[f] + sum over (c, ky, kx) of Wt[f, c, ky, kx] * xpad[i, c, oy + ky, ox + kx]: LANES outputs of
-   a row at a time, 8 filters at a time, their 8 running sums in registers, each input vector loaded once for the
-   8 filters. Everything one image needs (its padded planes, the weights) stays in the L1/L2 cache, so two threads
-   do not slow each other down as the column matrix's streams do. Wt8: the weights reordered by _cpu_fast into
-   blocks of 8 filters, (F/8 rounded up, C*kh*kw, 8), zero past F. */
-#define FB 8
-int conv_direct(const T *x, const T *Wt8, const T *b, T *y, i64 C, i64 H, i64 W, i64 F, i64 kh, i64 kw, i64 ph,
-                i64 pw, i64 oh, i64 ow, i64 n0, i64 n1)
-{
-    i64 K = C * kh * kw, owp = (ow + LANES - 1) / LANES * LANES, Hp = oh + kh - 1, Wp = owp + kw - 1;
-    T *xp = malloc((C * Hp * Wp + LANES) * sizeof(T));
-    if (!xp) return -1;
-    for (i64 i = n0; i < n1; i++) {
-        for (i64 j = 0; j < C * Hp * Wp + LANES; j++) xp[j] = 0;
-        for (i64 c = 0; c < C; c++)
-            for (i64 r = 0; r < H; r++)
-                if (r + ph < Hp) {
-                    i64 cols = W < Wp - pw ? W : Wp - pw;
-                    copy_run(xp + (c * Hp + r + ph) * Wp + pw, x + ((i * C + c) * H + r) * W, cols);
-                }
-        for (i64 f0 = 0; f0 < F; f0 += FB) {
-            const T *w = Wt8 + (f0 / FB) * K * FB;
-            for (i64 oy = 0; oy < oh; oy++)
-                for (i64 j = 0; j < owp; j += LANES) {
-                    vT acc[FB];
-                    for (int q = 0; q < FB; q++) acc[q] = (vT){0} + (b && f0 + q < F ? b[f0 + q] : 0);
-                    const T *wk = w;
-                    for (i64 c = 0; c < C; c++)
-                        for (i64 ky = 0; ky < kh; ky++) {
-                            const T *row = xp + (c * Hp + oy + ky) * Wp + j;
-                            for (i64 kx = 0; kx < kw; kx++, wk += FB) {
-                                vT v = load(row + kx);
-                                for (int q = 0; q < FB; q++) acc[q] += wk[q] * v;
-                            }
-                        }
-                    i64 valid = ow - j < LANES ? ow - j : LANES;
-                    for (int q = 0; q < FB && f0 + q < F; q++) {
-                        T *dst = y + ((i * F + f0 + q) * oh + oy) * ow + j;
-                        if (valid == LANES)
-                            store(dst, acc[q]);
-                        else
-                            for (i64 l = 0; l < valid; l++) dst[l] = acc[q][l];
-                    }
-                }
-        }
-    }
-    free(xp);
-    return 0;
 }

@@ -278,6 +278,11 @@ def _direct(F, K, P, stride, dtype):
             and _native.available(dtype))
 
 
+def _direct_backward(F, K, P, stride, dtype):
+    """True for a convolution whose backward the direct C loops should run: stride 1 and small."""
+    return tuple(stride) == (1, 1) and 2.0 * F * K * P < _DIRECT_FLOPS and _native.available(dtype)
+
+
 def _weights_by_8(W):
     """(F, C, kh, kw) -> (ceil(F/8), C*kh*kw, 8): the direct convolution's weights, 8 filters side by side."""
     F = W.shape[0]
@@ -289,7 +294,7 @@ def _weights_by_8(W):
 
 
 def _forward_direct(x, W, b, y, grid):
-    """y by the C direct convolution, the images split over the threads (kernels/cpu_im2col.c, conv_direct)."""
+    """y by the C direct convolution, the images split over the threads (kernels/cpu_conv_direct.c, conv_direct)."""
     x = np.ascontiguousarray(x)
     w8 = _weights_by_8(W)
     b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
@@ -301,6 +306,32 @@ def _forward_direct(x, W, b, y, grid):
         parallel_chunks(lambda n0, n1: _native.call(loop, x.ctypes.data, w8.ctypes.data,
                                                     None if b is None else b.ctypes.data, y.ctypes.data, *sizes,
                                                     n0, n1), N, y.size * W[0].size // 8)
+
+
+def _backward_direct(dy, W, x, grid, need_dx, param_grads):
+    """(dx, dW, db) by the C direct backward (kernels/cpu_conv_direct.c, conv_direct_backward), the images split over
+    the threads, dW and db summed per thread, then over the threads."""
+    dy, W, x = np.ascontiguousarray(dy), np.ascontiguousarray(W), np.ascontiguousarray(x)
+    N, F = dy.shape[:2]
+    C, H, Wd = x.shape[1:]
+    kh, kw = W.shape[2:]
+    dx = fresh(x.shape, dy.dtype) if need_dx else None
+    loop = _native.library(dy.dtype).conv_direct_backward
+    sizes = (C, H, Wd, F, kh, kw, grid.ph, grid.pw, grid.oh, grid.ow)
+    parts = {}                                         # thread -> its (dW, db) partial sums
+
+    def share(n0, n1):
+        if param_grads and threading.get_ident() not in parts:
+            parts[threading.get_ident()] = (np.zeros((F, C * kh * kw), dy.dtype), np.zeros(F, dy.dtype))
+        dW, db = parts[threading.get_ident()] if param_grads else (None, None)
+        _native.call(loop, dy.ctypes.data, x.ctypes.data, W.ctypes.data, None if dx is None else dx.ctypes.data,
+                     None if dW is None else dW.ctypes.data, None if db is None else db.ctypes.data, *sizes, n0, n1)
+
+    with serial() if grid.threads == 1 else contextlib.nullcontext():
+        parallel_chunks(share, N, dy.size * W[0].size // 8)
+    if not param_grads:
+        return dx, None, None
+    return (dx, sum(dW for dW, _ in parts.values()).reshape(W.shape), sum(db for _, db in parts.values()))
 
 
 def _over_chunks(chunks, do_chunk, elements):
@@ -541,6 +572,8 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
     kh, kw = W.shape[2:]
     W2 = W.reshape(F, -1)
     K = W2.shape[1]
+    if grid.exact and _direct_backward(F, K, N * grid.L, (grid.sy, grid.sx), dy.dtype) and (need_dx or param_grads):
+        return _backward_direct(dy, W, x, grid, need_dx, param_grads)
     dx = None
     if need_dx and _dx_by_forward_conv(W, grid):
         flipped = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))      # (C, F, kh, kw)

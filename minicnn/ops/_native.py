@@ -40,7 +40,7 @@ from .. import backend
 
 __all__ = ["available", "disabled", "library", "build_error", "gemm"]
 
-SOURCES = ("cpu_pool.c", "cpu_im2col.c")
+SOURCES = ("cpu_pool.c", "cpu_im2col.c", "cpu_conv_direct.c")
 HEADERS = ("cpu_common.h",)             # included by the sources: part of the cache key
 FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC")
 ARCH_FLAGS = ("-march=native",)           # dropped (with a second try) where the compiler does not know it
@@ -64,6 +64,7 @@ _SIGNATURES = {
     "conv_forward_chunk": ([_P] * 7 + [_I] * 13, None),
     "conv_backward_chunk": ([_P] * 10 + [_I] * 14, None),
     "conv_direct": ([_P] * 4 + [_I] * 12, ctypes.c_int),
+    "conv_direct_backward": ([_P] * 6 + [_I] * 12, ctypes.c_int),
 }
 
 
