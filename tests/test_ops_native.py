@@ -145,7 +145,8 @@ def test_conv_with_and_without_the_blas_pointer_match_the_readable_op(monkeypatc
 @pytest.mark.parametrize("F", [4, 8, 11])
 def test_direct_convolution_matches_the_readable_op(dtype, F):
     """Stride-1 convolutions small enough for the C direct convolution: filters fewer than, equal to and more than
-    a block of 8, output rows shorter than a vector and with a tail, padding; the backward is the GEMM path's."""
+    a block of 8, output rows shorter than a vector and with a tail, padding (the backward is the direct one too:
+    see the next test)."""
     rng = np.random.default_rng(F)
     for C, H, W, k, pad in [(3, 5, 6, 3, 1), (2, 12, 13, 5, 2), (1, 4, 4, 1, 0), (4, 9, 20, 3, 0)]:
         x = rng.standard_normal((3, C, H, W)).astype(dtype)
@@ -164,6 +165,56 @@ def test_direct_convolution_matches_the_readable_op(dtype, F):
             np.testing.assert_allclose(g, r, **tol)
         y_nobias, _ = ops.conv2d_forward(x, w, None, 1, pad)
         np.testing.assert_allclose(y_nobias, y_ref - b[:, None, None], **tol)
+
+
+@needs_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_backward_matches_the_readable_op(monkeypatch, dtype, threads):
+    """The C direct backward on the cases where its blocks could go wrong: kernel widths 5 and 3 (their own dW
+    loops) and 1, 2, 4, 7 (one tap at a time); input rows of one, two and four vectors and a tail (dx's column
+    blocks); 1 to 11 channels (dx's channel blocks of 8, 6 and 3 and their remainders); filters not a multiple of
+    dW's block; padding up to and past the kernel; dx or the parameter gradients alone; images split over threads."""
+    from minicnn.ops import _parallel
+    ran = []
+    real = _cpu_fast._backward_direct
+    monkeypatch.setattr(_cpu_fast, "_backward_direct", lambda *a: ran.append(1) or real(*a))
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setattr(_cpu_fast, "_PARALLEL_CONV_FLOPS", 0)
+    old_threads = _parallel.get_num_threads()
+    _parallel.set_num_threads(threads)
+    rng = np.random.default_rng(threads)
+    cases = [  # N, C, F, H, W, k, pad
+        (3, 6, 16, 12, 12, 5, 0), (2, 1, 6, 11, 28, 5, 0), (2, 3, 5, 7, 9, 3, 1), (2, 8, 3, 6, 5, 3, 0),
+        (2, 11, 9, 5, 13, 1, 0), (2, 2, 7, 6, 6, 2, 0), (2, 4, 4, 9, 10, 4, 1), (1, 5, 2, 8, 17, 7, 3),
+        (3, 7, 1, 6, 33, 3, 4), (2, 9, 10, 8, 8, 3, 1)]
+    try:
+        for N, C, F, H, W, k, pad in cases:
+            x = rng.standard_normal((N, C, H, W)).astype(dtype)
+            w = rng.standard_normal((F, C, k, k)).astype(dtype)
+            y, cache = ops.conv2d_forward(x, w, None, 1, pad)
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            with _cpu_fast.reference_paths():
+                _, cache_ref = ops.conv2d_forward(x, w, None, 1, pad)
+                want = ops.conv2d_backward(dy, cache_ref)
+            tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+            for need_dx, param_grads in [(True, True), (True, False), (False, True)]:
+                got = ops.conv2d_backward(dy, cache, need_dx=need_dx, param_grads=param_grads)
+                for g, r, wanted in zip(got, want, (need_dx, param_grads, param_grads)):
+                    if wanted:
+                        np.testing.assert_allclose(g, r, **tol, err_msg=f"{(N, C, F, H, W, k, pad)}")
+                    else:
+                        assert g is None
+    finally:
+        _parallel.set_num_threads(old_threads)
+    assert len(ran) == 3 * len(cases)                                  # every case took the direct backward
+
+
+def test_direct_backward_is_only_for_stride_1_and_small():
+    assert _cpu_fast._direct_backward(16, 150, 4096, (1, 1), np.float32) == _native.available()
+    assert _cpu_fast._direct_backward(1, 150, 4096, (1, 1), np.float32) == _native.available()   # dW blocks of 4
+    assert not _cpu_fast._direct_backward(16, 150, 4096, (2, 1), np.float32)
+    assert not _cpu_fast._direct_backward(128, 576, 16384, (1, 1), np.float32)
 
 
 def test_direct_convolution_is_only_for_stride_1_small_and_filled_blocks():
