@@ -119,6 +119,7 @@ def test_pool_lanes_and_tails_match_the_readable_op(dtype, ow):
 def test_conv_with_and_without_the_blas_pointer_match_the_readable_op(monkeypatch, fused):
     """With NumPy's BLAS found (``_native.gemm``) each chunk is one C call; without it (another BLAS) the C copies
     run around NumPy's matmul. Both against the readable op, with padding, stride 2 and several chunks."""
+    monkeypatch.setattr(_cpu_fast, "_DIRECT_IMAGE_BYTES", 0)         # the GEMM paths, not the direct convolution
     if not fused:
         monkeypatch.setattr(_native, "gemm", lambda dtype: None)
     elif _native.gemm(np.float32) is None:
@@ -210,15 +211,27 @@ def test_direct_backward_matches_the_readable_op(monkeypatch, dtype, threads):
     assert len(ran) == 3 * len(cases)                                  # every case took the direct backward
 
 
-def test_direct_backward_is_only_for_stride_1_and_small():
-    assert _cpu_fast._direct_backward(16, 150, 4096, (1, 1), np.float32) == _native.available()
-    assert _cpu_fast._direct_backward(1, 150, 4096, (1, 1), np.float32) == _native.available()   # dW blocks of 4
-    assert not _cpu_fast._direct_backward(16, 150, 4096, (2, 1), np.float32)
-    assert not _cpu_fast._direct_backward(128, 576, 16384, (1, 1), np.float32)
+def _grid(x_shape, W_shape, stride, pad):
+    oh, ow = ((n + 2 * pad - k) // stride + 1 for n, k in zip(x_shape[2:], W_shape[2:]))
+    return _cpu_fast._Grid(x_shape, W_shape[2:], (stride, stride), (pad, pad), (oh, ow), exact=True)
 
 
-def test_direct_convolution_is_only_for_stride_1_small_and_filled_blocks():
-    assert _cpu_fast._direct(16, 150, 4096, (1, 1), np.float32) == _native.available()
-    assert not _cpu_fast._direct(16, 150, 4096, (2, 2), np.float32)
-    assert not _cpu_fast._direct(1, 150, 4096, (1, 1), np.float32)           # 1 filter: 1 lane in 8
-    assert not _cpu_fast._direct(128, 576, 16384, (1, 1), np.float32)        # issue 7's largest: 2.4 GFLOP
+@pytest.mark.parametrize("direct", [_cpu_fast._direct, _cpu_fast._direct_backward], ids=["forward", "backward"])
+def test_direct_convolution_is_for_stride_1_and_images_that_fit_the_l1_cache(direct):
+    on = _native.available()
+    assert direct((64, 6, 12, 12), (16, 6, 5, 5), _grid((64, 6, 12, 12), (16, 6, 5, 5), 1, 0), np.float32) == on
+    assert not direct((64, 6, 12, 12), (16, 6, 5, 5), _grid((64, 6, 12, 12), (16, 6, 5, 5), 2, 0), np.float32)
+    # issue 7's 32x32x16x16 3x3 conv: 41 KB padded images; in float64 the 26 KB of zfnet_small's conv2 are 51 KB
+    assert not direct((32, 32, 16, 16), (64, 32, 3, 3), _grid((32, 32, 16, 16), (64, 32, 3, 3), 1, 1), np.float32)
+    assert direct((128, 16, 16, 16), (32, 16, 5, 5), _grid((128, 16, 16, 16), (32, 16, 5, 5), 1, 2),
+                  np.float32) == on
+    assert not direct((128, 16, 16, 16), (32, 16, 5, 5), _grid((128, 16, 16, 16), (32, 16, 5, 5), 1, 2), np.float64)
+
+
+def test_the_direct_forward_wants_filled_blocks_of_8_and_the_backward_sums_that_fit_the_l2_cache():
+    g = _grid((64, 6, 12, 12), (1, 6, 5, 5), 1, 0)
+    assert not _cpu_fast._direct((64, 6, 12, 12), (1, 6, 5, 5), g, np.float32)           # 1 filter: 1 lane in 8
+    assert _cpu_fast._direct_backward((64, 6, 12, 12), (1, 6, 5, 5), g, np.float32) == _native.available()
+    g = _grid((4, 64, 8, 8), (256, 64, 3, 3), 1, 1)                     # 256x64x3x3 sums: 4.7 MB
+    assert _cpu_fast._direct((4, 64, 8, 8), (256, 64, 3, 3), g, np.float32) == _native.available()
+    assert not _cpu_fast._direct_backward((4, 64, 8, 8), (256, 64, 3, 3), g, np.float32)

@@ -162,9 +162,9 @@ def test_conv_one_chunk_per_thread_keeps_each_chunks_columns(dtype, stride, pad)
     rng = np.random.default_rng(3)
     x, W, b = (rng.standard_normal(shape).astype(dtype) for shape in [(5, 3, 9, 9), (4, 3, 3, 3), (4,)])
     old = (_parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS,
-           _cpu_fast._DIRECT_FLOPS)
+           _cpu_fast._DIRECT_IMAGE_BYTES)
     _parallel.set_num_threads(2)
-    _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS, _cpu_fast._DIRECT_FLOPS = 1, 0, 0
+    _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS, _cpu_fast._DIRECT_IMAGE_BYTES = 1, 0, 0
     try:
         y, cache = ops.conv2d_forward(x, W, b, stride, pad)
         if _native.available(dtype):
@@ -173,7 +173,7 @@ def test_conv_one_chunk_per_thread_keeps_each_chunks_columns(dtype, stride, pad)
         got = ops.conv2d_backward(dy, cache)
     finally:
         _parallel.set_num_threads(old[0])
-        _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS, _cpu_fast._DIRECT_FLOPS = old[1:]
+        _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS, _cpu_fast._DIRECT_IMAGE_BYTES = old[1:]
     y_ref, cache_ref = reference(ops.conv2d_forward, x, W, b, stride, pad)
     np.testing.assert_allclose(y, y_ref, **TOL[dtype])
     for g, w in zip(got, reference(ops.conv2d_backward, dy, cache_ref)):

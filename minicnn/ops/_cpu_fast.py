@@ -265,22 +265,41 @@ def _conv_threads(F, K, P):
     return 1 if 2.0 * F * K * P < _PARALLEL_CONV_FLOPS else get_num_threads()
 
 
-# Stride-1 convolutions below this many FLOPs run as the C direct convolution (``conv_direct``), no column matrix:
-# its working set per image stays in the caches, so it scales to both cores where im2col + GEMM did not (issue 7's
-# 64x6x12x12 5x5 conv forward, one thread: 0.50 ms direct, 0.82 ms im2col + GEMM on two threads).
-_DIRECT_FLOPS = 100e6
+# Stride-1 convolutions whose padded input image is at most this many bytes run as the C direct convolution
+# (kernels/cpu_conv_direct.c), forward and backward, no column matrix: one image, its dy and the weights stay in a
+# core's L1 cache (32 KB on the x86 and ARM cores of the last decade), so two threads scale as compute does,
+# where im2col + GEMM streams a column matrix through memory and two threads doing that slow each other down.
+# A/B on this 2-core machine, 2 threads, direct / im2col + GEMM, forward and backward: issue 7's 64x6x12x12 5x5
+# conv (padded image 3.5 KB) 0.52 and 0.44, its 28x28 1->6 one 0.50 (fwd+bwd), zfnet_small's conv1-5 at batch 128
+# (15-26 KB) 0.61-0.83 and 0.57-1.08; issue 7's 32x32x16x16 3x3 conv (41 KB) 1.03-1.10 and 1.02, its
+# 64x128x32x32 one (296 KB) 1.44 and 1.44. 0 turns the direct paths off.
+_DIRECT_IMAGE_BYTES = 32 << 10
+# ... and, for the backward, whose dW running sums (one 32-byte vector per filter, channel and tap: 77 KB for 16
+# filters of 6x5x5) stay in the L2 cache when they are at most this many bytes (AlexNet's 13x13 256->384 conv
+# holds 28 MB of them and took 3x the GEMM backward's time).
+_DIRECT_SUMS_BYTES = 768 << 10
 
 
-def _direct(F, K, P, stride, dtype):
-    """True for a convolution the direct C loop should run: stride 1, small, and at least half of its blocks of 8
-    filters filled (a 1-filter convolution, as the input gradient of a 1-channel layer, would use 1 lane in 8)."""
-    return (tuple(stride) == (1, 1) and 2.0 * F * K * P < _DIRECT_FLOPS and F * 2 >= -(-F // 8) * 8
-            and _native.available(dtype))
+def _direct_fits(x_shape, W_shape, grid, dtype):
+    """Stride 1, the C loops built, and one padded image within _DIRECT_IMAGE_BYTES."""
+    C, H, W = x_shape[1:]
+    image = C * (H + 2 * grid.ph) * (W + 2 * grid.pw) * np.dtype(dtype).itemsize
+    return (grid.sy, grid.sx) == (1, 1) and image <= _DIRECT_IMAGE_BYTES and _native.available(dtype)
 
 
-def _direct_backward(F, K, P, stride, dtype):
-    """True for a convolution whose backward the direct C loops should run: stride 1 and small."""
-    return tuple(stride) == (1, 1) and 2.0 * F * K * P < _DIRECT_FLOPS and _native.available(dtype)
+def _direct(x_shape, W_shape, grid, dtype):
+    """True for a convolution whose forward the direct C loop should run: ``_direct_fits``, and at least half of
+    its blocks of 8 filters filled (a 1-filter convolution, as the input gradient of a 1-channel layer, would use
+    1 lane in 8)."""
+    F = W_shape[0]
+    return F * 2 >= -(-F // 8) * 8 and _direct_fits(x_shape, W_shape, grid, dtype)
+
+
+def _direct_backward(x_shape, W_shape, grid, dtype):
+    """True for a convolution whose backward the direct C loops should run: ``_direct_fits``, and dW's running
+    sums (F rounded up to 4, times C*kh*kw vectors of 32 bytes) within _DIRECT_SUMS_BYTES."""
+    F, C, kh, kw = W_shape
+    return -(-F // 4) * 4 * C * kh * kw * 32 <= _DIRECT_SUMS_BYTES and _direct_fits(x_shape, W_shape, grid, dtype)
 
 
 def _weights_by_8(W):
@@ -465,9 +484,10 @@ def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     chunks = _batches(N, W2.shape[1] * grid.L * x.itemsize, grid.threads)
     # the columns kept for backward (no second im2col) when they are at most _KEEP_BYTES in all (and one chunk's
     # size: the tests shrink _CHUNK_BYTES to cover the backward that rebuilds them)
-    keep = keep_cols and W2.shape[1] * grid.L * N * x.itemsize <= min(_KEEP_BYTES, _CHUNK_BYTES)
+    keep = (keep_cols and W2.shape[1] * grid.L * N * x.itemsize <= min(_KEEP_BYTES, _CHUNK_BYTES)
+            and not (grid.exact and _direct_backward(x.shape, W.shape, grid, x.dtype)))   # that needs no columns
     grid.cols = {} if keep else None
-    if grid.exact and _direct(F, W2.shape[1], N * grid.L, stride, x.dtype):
+    if grid.exact and _direct(x.shape, W.shape, grid, x.dtype):
         grid.cols = None                               # the backward builds the columns it needs for dW
         _forward_direct(x, W, b, y, grid)
         return y, grid
@@ -572,7 +592,7 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
     kh, kw = W.shape[2:]
     W2 = W.reshape(F, -1)
     K = W2.shape[1]
-    if grid.exact and _direct_backward(F, K, N * grid.L, (grid.sy, grid.sx), dy.dtype) and (need_dx or param_grads):
+    if grid.exact and _direct_backward(x.shape, W.shape, grid, dy.dtype) and (need_dx or param_grads):
         return _backward_direct(dy, W, x, grid, need_dx, param_grads)
     dx = None
     if need_dx and _dx_by_forward_conv(W, grid):
