@@ -5,7 +5,9 @@ Numba (which left the pooling loops scalar) produces -- max pooling compares 8 f
 vectors (``minicnn/kernels/cpu_pool.c``) -- and copies made of many short runs, where NumPy pays its loop setup
 per run -- im2col and col2im on small images (``minicnn/kernels/cpu_im2col.c``). That file also runs a whole
 batch chunk of a convolution in one call, calling NumPy's own BLAS for the GEMMs through the address ``gemm()``
-finds, so that two threads hand the GIL to each other once per chunk instead of once per step. The C sources ship
+finds, so that two threads hand the GIL to each other once per chunk instead of once per step. Small stride-1
+convolutions skip the column matrix: ``minicnn/kernels/cpu_conv_direct.c`` computes their forward, dW and dx
+directly, the running sums in vector registers and one image's data in the L1 cache. The C sources ship
 with the package, beside the CUDA kernels, and follow the kernels' convention: one source, the element type ``T``
 set at compile time (``-DT=float`` or ``-DT=double``).
 
