@@ -94,14 +94,17 @@ int conv_direct(const T *x, const T *Wt8, const T *b, T *y, i64 C, i64 H, i64 W,
    dW[f, c, ky, kx] = sum over (i, oy, ox) of dy[i, f, oy, ox] * xpad[i, c, oy + ky, ox + kx]
    dx[i, c, y, x]   = sum over (f, ky, kx) of W[f, c, ky, kx] * dy[i, f, y + ph - ky, x + pw - kx]   (dy 0 outside)
 
-   Both read dy from dyl (Fr, oh, Lp) per image: each row of dy with kw - 1 zeros before it and zeros after, Fr = F
-   rounded up to a dW filter block (zero rows). dx is a gather (each output row sums what reaches it), not a scatter
+   Both read dy from dyl (Fr, oh, Lp) per image: each row of dy after `lead` zeros (kw - 1 rounded up to a vector,
+   so that dW's loads of dy are aligned) and zeros after, Fr = F rounded up to a dW filter block (zero rows). dx is a gather (each output row sums what reaches it), not a scatter
    of kh*kw shifted adds: overlapping read-modify-writes of one row would stall on store forwarding. Only the rows
    of dy that reach an output row are visited, so no multiply is spent on the zero rows a 'full' correlation of
    padded dy would compute; the columns are computed LANES at a time, W rounded up.
 
-   In both, the running sums of a call are a block of at least 8 vectors in registers: an FMA takes 4 cycles and
-   two can start each cycle, so fewer independent sums would leave the multipliers waiting. */
+   In both, the running sums of a call are a block of 8 to 12 vectors in registers where the sizes allow: an FMA
+   takes 4 cycles and two can start each cycle, so fewer independent sums would leave the multipliers waiting. And
+   loads, more than multiplies, set the pace here: each vector loaded serves several multiply-adds, and
+   IN_REGISTER keeps the compiler from loading it again for each (issue 7's 12x12 conv, dx alone, one thread:
+   1.0 -> 0.7 ms). */
 
 /* dW taps (c, ky, kx0..kx0+KW-1) of filters f0..f0+FBK-1, one image: FBK * KW sums of LANES columns, read from acc
    (their running totals over the images so far, vectors indexed (f, ky, kx)) into registers and written back (KW
@@ -137,7 +140,8 @@ INLINE void dW_taps(const T *xp, const T *dyl, vT *acc, i64 ky, i64 f0, i64 kx0,
 }
 
 /* One image's share of dW's channel c into acc (Fr * kh * kw vectors): xp the channel's padded plane (Hp, Wp).
-   The kw taps of a row in one pass where kw is 3 or 5 (the common kernels; 10 and 12 sums), else one at a time. */
+   The kw taps of a row in one pass where kw is 3 or 5 (the common kernels; 12 and 10 sums), else two at a time
+   (8 sums) and the odd one alone. */
 static void dW_channel(const T *xp, const T *dyl, vT *acc, i64 Fr, i64 kh, i64 kw, i64 oh, i64 owp, i64 Wp,
                        i64 lead, i64 Lp)
 {
@@ -149,7 +153,8 @@ static void dW_channel(const T *xp, const T *dyl, vT *acc, i64 Fr, i64 kh, i64 k
         } else if (kw == 3) {
             DW_TAPS(0, 3, 4);
         } else {
-            for (i64 kx = 0; kx < kw; kx++) DW_TAPS(kx, 1, 4);
+            for (i64 kx = 0; kx + 2 <= kw; kx += 2) DW_TAPS(kx, 2, 4);
+            if (kw % 2) DW_TAPS(kw - 1, 1, 4);
         }
     }
 #undef DW_TAPS
