@@ -35,7 +35,8 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
   that calls that BLAS itself (``_forward_chunks_in_c``, ``_backward_chunks_in_c``). Stride-1 convolutions
   whose padded image fits the L1 cache skip the column matrix altogether, forward and backward
   (``_forward_direct``, ``_backward_direct``; kernels/cpu_conv_direct.c: the running sums of 8-12 vectors in
-  registers; issue 7's 12x12 conv fwd+bwd 0.44-0.52x the im2col + GEMM time, zfnet_small's step 0.7x).
+  registers; issue 7's 12x12 conv 0.52x / 0.44x the im2col + GEMM time forward / backward, the zfnet_small and
+  lenet5 training steps 0.77x and 0.79x; all at 2 threads).
   Without a compiler, or inside ``_native.disabled()``, the paths below run.
 * Max pooling with switches and its backward run as compiled loops (``ops/_jit_loops.py``, Numba) where Numba
   is importable: one pass per plane instead of ~40 NumPy passes, and no GIL held, so the planes split over the
@@ -273,7 +274,7 @@ def _conv_threads(F, K, P):
 # where im2col + GEMM streams a column matrix through memory and two threads doing that slow each other down.
 # A/B on this 2-core machine, 2 threads, direct / im2col + GEMM, forward and backward: issue 7's 64x6x12x12 5x5
 # conv (padded image 3.5 KB) 0.52 and 0.44, its 28x28 1->6 one 0.50 (fwd+bwd), zfnet_small's conv1-5 at batch 128
-# (15-26 KB) 0.61-0.83 and 0.57-1.08; issue 7's 32x32x16x16 3x3 conv (41 KB) 1.03-1.10 and 1.02, its
+# (13-26 KB) 0.61-0.83 and 0.57-1.08; issue 7's 32x32x16x16 3x3 conv (41 KB) 1.03-1.10 and 1.02, its
 # 64x128x32x32 one (296 KB) 1.44 and 1.44. 0 turns the direct paths off.
 _DIRECT_IMAGE_BYTES = 32 << 10
 # ... and, for the backward, whose dW running sums (one 32-byte vector per filter, channel and tap: 77 KB for 16
