@@ -267,10 +267,12 @@ int conv_direct_backward(const T *dy, const T *x, const T *Wf, T *dx, T *dW, T *
     i64 taps = Fr * kh * kw;                           /* dW sums of one channel */
     T *xp = malloc((C * Hp * Wp + LANES) * sizeof(T)), *dyl = malloc((Fr * oh * Lp + LANES) * sizeof(T));
     vT *acc = dW ? aligned_alloc(sizeof(vT), C * taps * sizeof(vT)) : NULL;   /* vT wants its own alignment */
-    if (!xp || !dyl || (dW && !acc)) {
+    double *totals = calloc(F, sizeof(double));       /* db in double over all the images, as conv_backward_chunk */
+    if (!xp || !dyl || (dW && !acc) || !totals) {
         free(xp);
         free(dyl);
         free(acc);
+        free(totals);
         return -1;
     }
     for (i64 j = 0; dW && j < C * taps; j++) acc[j] = (vT){0};
@@ -278,12 +280,10 @@ int conv_direct_backward(const T *dy, const T *x, const T *Wf, T *dx, T *dW, T *
     for (i64 i = n0; i < n1; i++) {
         for (i64 f = 0; f < F; f++) {
             const T *src = dy + (i * F + f) * oh * ow;
-            double total = 0;                          /* double, as in conv_backward_chunk */
             for (i64 oy = 0; oy < oh; oy++) {
                 copy_run(dyl + (f * oh + oy) * Lp + lead, src + oy * ow, ow);
-                for (i64 ox = 0; ox < ow; ox++) total += src[oy * ow + ox];
+                for (i64 ox = 0; ox < ow; ox++) totals[f] += src[oy * ow + ox];
             }
-            if (db) db[f] += (T)total;
         }
         if (dW) {
             pad_image(x + i * C * H * W, xp, C, H, W, ph, pw, Hp, Wp);
@@ -291,11 +291,13 @@ int conv_direct_backward(const T *dy, const T *x, const T *Wf, T *dx, T *dW, T *
         }
         if (dx) dx_image(dyl, Wf, dx + i * C * H * W, C, H, W, kh, kw, ph, pw, oh, F, lead, Lp);
     }
+    for (i64 f = 0; db && f < F; f++) db[f] += (T)totals[f];
     for (i64 f = 0; dW && f < F; f++)
         for (i64 c = 0; c < C; c++)
             for (i64 t = 0; t < kh * kw; t++) dW[(f * C + c) * kh * kw + t] += lane_sum(acc[c * taps + f * kh * kw + t]);
     free(xp);
     free(dyl);
     free(acc);
+    free(totals);
     return 0;
 }
