@@ -171,12 +171,16 @@ INLINE void dx_channels(const T *dyl, const T *Wf, T *dx, i64 c0, const int CB, 
         i64 r = y + ph;                                /* the row in padded coordinates: oy = r - ky */
         i64 ky0 = r - (oh - 1) > 0 ? r - (oh - 1) : 0, ky1 = r < kh - 1 ? r : kh - 1;
         for (i64 u = 0; u < W; u += NV * LANES) {
-            vT sum[8][4];                              /* [CB][NV], the largest blocks dx_image uses */
+            vT total[8][4], sum[8][4];                 /* [CB][NV], the largest blocks dx_image uses */
             UNROLL
             for (int q = 0; q < CB; q++)
                 UNROLL
-                for (int v = 0; v < NV; v++) sum[q][v] = (vT){0};
-            for (i64 ky = ky0; ky <= ky1; ky++)
+                for (int v = 0; v < NV; v++) total[q][v] = (vT){0};
+            for (i64 ky = ky0; ky <= ky1; ky++) {     /* a kernel row's sum, then the total: shorter float chains */
+                UNROLL
+                for (int q = 0; q < CB; q++)
+                    UNROLL
+                    for (int v = 0; v < NV; v++) sum[q][v] = (vT){0};
                 for (i64 kx = 0; kx < kw; kx++) {      /* f inner: the longer loop, a pointer step a filter */
                     const T *d = dyl + (r - ky) * Lp + lead + pw + u - kx;          /* ox = x + pw - kx */
                     const T *w = Wf + (c0 * kh + ky) * kw + kx;
@@ -195,6 +199,11 @@ INLINE void dx_channels(const T *dyl, const T *Wf, T *dx, i64 c0, const int CB, 
                         }
                     }
                 }
+                UNROLL
+                for (int q = 0; q < CB; q++)
+                    UNROLL
+                    for (int v = 0; v < NV; v++) total[q][v] += sum[q][v];
+            }
             UNROLL
             for (int q = 0; q < CB; q++)
                 UNROLL
@@ -202,9 +211,9 @@ INLINE void dx_channels(const T *dyl, const T *Wf, T *dx, i64 c0, const int CB, 
                     i64 x0 = u + v * LANES, valid = W - x0 < LANES ? W - x0 : LANES;
                     T *dst = dx + ((c0 + q) * H + y) * W + x0;
                     if (valid == LANES)
-                        store(dst, sum[q][v]);
+                        store(dst, total[q][v]);
                     else
-                        for (i64 l = 0; l < valid; l++) dst[l] = sum[q][v][l];
+                        for (i64 l = 0; l < valid; l++) dst[l] = total[q][v][l];
                 }
         }
     }
@@ -250,6 +259,22 @@ static void dx_image(const T *dyl, const T *Wf, T *dx, i64 C, i64 H, i64 W, i64 
 #undef DX
 }
 
+/* dW's running sums move into double totals (F, C*kh*kw) every this many images, and start again from 0: a lane
+   of a running sum otherwise adds up a whole batch in float32 (issue 7's 28x28 conv at batch 128: 9216 terms a
+   lane, dW 3x further from float64 than the GEMM path's). */
+#define DW_FLUSH_IMAGES 8
+
+static void flush_dW(vT *acc, double *dW_totals, i64 C, i64 F, i64 Fr, i64 taps)
+{
+    for (i64 c = 0; c < C; c++)
+        for (i64 f = 0; f < F; f++)
+            for (i64 t = 0; t < taps; t++) {
+                vT *sum = acc + (c * Fr + f) * taps + t;
+                dW_totals[(f * C + c) * taps + t] += lane_sum(*sum);
+                *sum = (vT){0};
+            }
+}
+
 /* The backward of images n0..n1-1 from dy (N, F, oh, ow): dW (F, C*kh*kw) += and db (F) += their share (skipped
    when NULL), dx (N, C, H, W) = their input gradient (skipped when NULL). Wf: the weights (F, C, kh, kw). Returns
    -1 where scratch memory could not be had.
@@ -267,7 +292,7 @@ int conv_direct_backward(const T *dy, const T *x, const T *Wf, T *dx, T *dW, T *
     i64 taps = Fr * kh * kw;                           /* dW sums of one channel */
     T *xp = malloc((C * Hp * Wp + LANES) * sizeof(T)), *dyl = malloc((Fr * oh * Lp + LANES) * sizeof(T));
     vT *acc = dW ? aligned_alloc(sizeof(vT), C * taps * sizeof(vT)) : NULL;   /* vT wants its own alignment */
-    double *totals = calloc(F, sizeof(double));       /* db in double over all the images, as conv_backward_chunk */
+    double *totals = calloc(F + (dW ? F * C * kh * kw : 0), sizeof(double));   /* db, then dW: see flush_dW */
     if (!xp || !dyl || (dW && !acc) || !totals) {
         free(xp);
         free(dyl);
@@ -288,13 +313,13 @@ int conv_direct_backward(const T *dy, const T *x, const T *Wf, T *dx, T *dW, T *
         if (dW) {
             pad_image(x + i * C * H * W, xp, C, H, W, ph, pw, Hp, Wp);
             for (i64 c = 0; c < C; c++) dW_channel(xp + c * Hp * Wp, dyl, acc + c * taps, Fr, kh, kw, oh, owp, Wp, lead, Lp);
+            if ((i - n0) % DW_FLUSH_IMAGES == DW_FLUSH_IMAGES - 1 || i == n1 - 1)
+                flush_dW(acc, totals + F, C, F, Fr, kh * kw);
         }
         if (dx) dx_image(dyl, Wf, dx + i * C * H * W, C, H, W, kh, kw, ph, pw, oh, F, lead, Lp);
     }
     for (i64 f = 0; db && f < F; f++) db[f] += (T)totals[f];
-    for (i64 f = 0; dW && f < F; f++)
-        for (i64 c = 0; c < C; c++)
-            for (i64 t = 0; t < kh * kw; t++) dW[(f * C + c) * kh * kw + t] += lane_sum(acc[c * taps + f * kh * kw + t]);
+    for (i64 j = 0; dW && j < F * C * kh * kw; j++) dW[j] += (T)totals[F + j];
     free(xp);
     free(dyl);
     free(acc);
