@@ -95,10 +95,11 @@ int conv_direct(const T *x, const T *Wt8, const T *b, T *y, i64 C, i64 H, i64 W,
    dx[i, c, y, x]   = sum over (f, ky, kx) of W[f, c, ky, kx] * dy[i, f, y + ph - ky, x + pw - kx]   (dy 0 outside)
 
    Both read dy from dyl (Fr, oh, Lp) per image: each row of dy after `lead` zeros (kw - 1 rounded up to a vector,
-   so that dW's loads of dy are aligned) and zeros after, Fr = F rounded up to a dW filter block (zero rows). dx is a gather (each output row sums what reaches it), not a scatter
-   of kh*kw shifted adds: overlapping read-modify-writes of one row would stall on store forwarding. Only the rows
-   of dy that reach an output row are visited, so no multiply is spent on the zero rows a 'full' correlation of
-   padded dy would compute; the columns are computed LANES at a time, W rounded up.
+   so that dW's loads of dy are aligned) and zeros after, Fr = F rounded up to a dW filter block (zero rows).
+   dx is a gather (each output row sums what reaches it), not a scatter of kh*kw shifted adds into dx: its sums
+   stay in registers and each output vector is stored once. Only the rows of dy that reach an output row are
+   visited, so no multiply is spent on the zero rows a 'full' correlation of padded dy would compute; the
+   columns are computed LANES at a time, W rounded up.
 
    In both, the running sums of a call are a block of 8 to 12 vectors in registers where the sizes allow: an FMA
    takes 4 cycles and two can start each cycle, so fewer independent sums would leave the multipliers waiting. And
@@ -281,7 +282,7 @@ static void flush_dW(vT *acc, double *dW_totals, i64 C, i64 F, i64 Fr, i64 taps)
 
    Image by image: the image's dy (dyl) and padded x stay in the L1 cache while every channel's taps pass over
    them, and dW's running sums (one vector per (f, c, ky, kx): F*C*kh*kw*32 bytes, 77 KB for 16 filters of 6x5x5)
-   in the L2 cache; their lanes are summed once, at the end. */
+   in the L2 cache; every DW_FLUSH_IMAGES images their lanes are summed into double totals. */
 int conv_direct_backward(const T *dy, const T *x, const T *Wf, T *dx, T *dW, T *db, i64 C, i64 H, i64 W, i64 F,
                          i64 kh, i64 kw, i64 ph, i64 pw, i64 oh, i64 ow, i64 n0, i64 n1)
 {
@@ -312,7 +313,8 @@ int conv_direct_backward(const T *dy, const T *x, const T *Wf, T *dx, T *dW, T *
         }
         if (dW) {
             pad_image(x + i * C * H * W, xp, C, H, W, ph, pw, Hp, Wp);
-            for (i64 c = 0; c < C; c++) dW_channel(xp + c * Hp * Wp, dyl, acc + c * taps, Fr, kh, kw, oh, owp, Wp, lead, Lp);
+            for (i64 c = 0; c < C; c++)
+                dW_channel(xp + c * Hp * Wp, dyl, acc + c * taps, Fr, kh, kw, oh, owp, Wp, lead, Lp);
             if ((i - n0) % DW_FLUSH_IMAGES == DW_FLUSH_IMAGES - 1 || i == n1 - 1)
                 flush_dW(acc, totals + F, C, F, Fr, kh * kw);
         }
