@@ -10,8 +10,8 @@
    the L1/L2 cache, the running sums stay in registers, and two threads scale as compute does.
 
    Layout of the padded copies, one image: xp (C, Hp, Wp), Hp = oh + kh - 1, Wp = owp + kw - 1, owp = ow rounded up
-   to LANES, the input at (ph, pw) and zeros around it, so that every vector load of LANES outputs' inputs is in
-   bounds and the lanes past ow see zeros. */
+   to LANES (the backward rounds Wp up to a cache line), the input at (ph, pw) and zeros around it, so that every
+   vector load of LANES outputs' inputs is in bounds and the lanes past ow see zeros. */
 #include "cpu_common.h"
 
 #define INLINE static inline __attribute__((always_inline))

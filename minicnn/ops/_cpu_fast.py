@@ -283,7 +283,7 @@ _DIRECT_IMAGE_BYTES = 32 << 10
 _DIRECT_SUMS_BYTES = 768 << 10
 
 
-def _direct_fits(x_shape, W_shape, grid, dtype):
+def _direct_fits(x_shape, grid, dtype):
     """Stride 1, the C loops built, and one padded image within _DIRECT_IMAGE_BYTES."""
     C, H, W = x_shape[1:]
     image = C * (H + 2 * grid.ph) * (W + 2 * grid.pw) * np.dtype(dtype).itemsize
@@ -295,14 +295,14 @@ def _direct(x_shape, W_shape, grid, dtype):
     its blocks of 8 filters filled (a 1-filter convolution, as the input gradient of a 1-channel layer, would use
     1 lane in 8)."""
     F = W_shape[0]
-    return F * 2 >= -(-F // 8) * 8 and _direct_fits(x_shape, W_shape, grid, dtype)
+    return F * 2 >= -(-F // 8) * 8 and _direct_fits(x_shape, grid, dtype)
 
 
 def _direct_backward(x_shape, W_shape, grid, dtype):
     """True for a convolution whose backward the direct C loops should run: ``_direct_fits``, and dW's running
     sums (F rounded up to 4, times C*kh*kw vectors of 32 bytes) within _DIRECT_SUMS_BYTES."""
     F, C, kh, kw = W_shape
-    return -(-F // 4) * 4 * C * kh * kw * 32 <= _DIRECT_SUMS_BYTES and _direct_fits(x_shape, W_shape, grid, dtype)
+    return -(-F // 4) * 4 * C * kh * kw * 32 <= _DIRECT_SUMS_BYTES and _direct_fits(x_shape, grid, dtype)
 
 
 def _weights_by_8(W):
