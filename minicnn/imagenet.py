@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["imagenet_class_names", "preprocess_image", "load_images", "image_files", "display_mean",
+__all__ = ["imagenet_class_names", "preprocess_image", "load_images", "image_files", "display_mean", "is_photo_run",
+           "evaluate_folder",
            "top_predictions", "predict_files", "IMAGE_SUFFIXES", "DEFAULT_PREPROCESSING"]
 
 DEFAULT_PREPROCESSING = {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -154,3 +155,77 @@ def predict_files(run_dir, files, k=5, batch_size=8):
         logits = predict_logits(run.net, load_images(chunk, p))
         results.extend(zip(chunk, top_predictions(logits, names, k)))
     return results
+
+
+def is_photo_run(run_dir, which="best"):
+    """True when a run (directory or checkpoint file) records image preprocessing, i.e. was made by
+    ``minicnn import``; reads only run.json or the checkpoint's small meta entry, not the weights."""
+    import json
+    path = os.fspath(run_dir)
+    if os.path.isdir(path):
+        rj = os.path.join(path, "run.json")
+        if os.path.isfile(rj):
+            try:
+                with open(rj) as f:
+                    return "preprocessing" in json.load(f)
+            except (OSError, ValueError):
+                return False
+        return False
+    if os.path.isfile(path):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return "preprocessing" in json.loads(str(data["meta.json"]))
+        except (OSError, ValueError, KeyError):
+            return False
+    return False
+
+
+def _folder_labels(root, class_names):
+    """Image files of ``root/<class>/...`` with the class index of their folder: the folder name is a class name
+    (case-insensitive) or an output index."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: {root}")
+    lookup = {name.lower(): i for i, name in enumerate(class_names)}
+    files, labels, unknown = [], [], []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        key = d.name.lower().replace("_", " ")
+        if d.name.isdigit() and int(d.name) < len(class_names):
+            label = int(d.name)
+        elif d.name.lower() in lookup or key in lookup:
+            label = lookup.get(d.name.lower(), lookup.get(key))
+        else:
+            unknown.append(d.name)
+            continue
+        for f in image_files(d):
+            files.append(f)
+            labels.append(label)
+    if unknown:
+        raise ValueError(f"{root}: sub-folders {unknown[:5]} are neither class names nor class indices "
+                         f"0..{len(class_names) - 1} (e.g. {class_names[0]!r} or 0)")
+    if not files:
+        raise ValueError(f"{root}: expected one sub-folder per class (named by class name or index) holding images")
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def evaluate_folder(run_dir, root, batch_size=8, which="best"):
+    """``minicnn evaluate RUN --images DIR`` for an imported run: top-1 / top-5 / loss over ``DIR/<class>/*``.
+
+    Streams the images ``batch_size`` at a time. Returns {"loss", "top1", "top5", "n", "checkpoint"}.
+    """
+    from .ops.loss import softmax_cross_entropy
+    from .train import load_run, predict_logits, topk_correct
+    run = load_run(run_dir, which=which, load_data=False)
+    p = run.meta.get("preprocessing")
+    if p is None:
+        raise ValueError(f"{run_dir}: this run records no image preprocessing; --images works on imported runs")
+    files, labels = _folder_labels(root, run.meta.get("class_names") or [])
+    loss, top1, top5 = 0.0, 0, 0
+    for start in range(0, len(files), batch_size):
+        logits = predict_logits(run.net, load_images(files[start:start + batch_size], p)).astype(np.float64)
+        y = labels[start:start + batch_size]
+        loss += float(softmax_cross_entropy(logits, y)[0]) * len(y)
+        top1 += topk_correct(logits, y, 1)
+        top5 += topk_correct(logits, y, 5)
+    n = len(files)
+    return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n, "n": n, "checkpoint": run.meta["checkpoint"]}
