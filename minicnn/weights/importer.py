@@ -102,12 +102,26 @@ def _short(keys, n=12):
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
+def _transposed(W):
+    """A C-contiguous W.T, copied in blocks of rows: twice as fast as one strided copy for VGG's 4096 x 25088 fc6."""
+    out = np.empty(W.shape[::-1], dtype=np.float32)
+    for i in range(0, W.shape[0], 256):
+        out[:, i:i + 256] = W[i:i + 256].T
+    return out
+
+
 def convert_state_dict(state, arch, source="state dict"):
     """torchvision/timm keys and layouts -> minicnn's ``{"conv1_1.W": array, ...}`` for ``arch``.
 
     Returns (minicnn state dict, layout name, number of classes). Raises ImportMismatchError naming the file,
     the keys that do not fit (missing and unexpected), or the key with its expected and actual shape.
     """
+    _, out, layout_name, num_classes = _convert(state, arch, source)
+    return out, layout_name, num_classes
+
+
+def _convert(state, arch, source):
+    """convert_state_dict, also returning the (zero-weight) network it built to know the shapes."""
     arch = resolve_arch(arch)
     builder, layouts, input_shape = ARCHITECTURES[arch]
     layout_name, layout, missing, unexpected = _best_layout(state, layouts)
@@ -140,10 +154,10 @@ def convert_state_dict(state, arch, source="state dict"):
             if arr.dtype.kind != "f":
                 raise ImportMismatchError(f"{source}: {key} holds {arr.dtype} values, expected floating point")
         if kind != "conv":
-            W = np.ascontiguousarray(W.reshape(W.shape[0], -1).T)
+            W = _transposed(W.reshape(W.shape[0], -1))
         out[f"{layer}.W"] = np.ascontiguousarray(W, dtype=np.float32)
         out[f"{layer}.b"] = np.ascontiguousarray(b, dtype=np.float32)
-    return out, layout_name, num_classes
+    return net, out, layout_name, num_classes
 
 
 def import_weights(arch, path, return_info=False):
@@ -153,11 +167,14 @@ def import_weights(arch, path, return_info=False):
     arch = resolve_arch(arch)
     path = os.fspath(path)
     state = read_state_dict(path)
-    converted, layout, num_classes = convert_state_dict(state, arch, source=path)
+    net, converted, layout, num_classes = _convert(state, arch, path)
     del state
-    builder, _, input_shape = ARCHITECTURES[arch]
-    net = models.build(builder, num_classes=num_classes, input_shape=input_shape, init="zeros")
-    net.load_state_dict(converted)
+    input_shape = ARCHITECTURES[arch][2]
+    for key, value in converted.items():
+        # convert_state_dict checked every shape and made every array float32 and C-contiguous: hand them over
+        # instead of copying 528 MB once more through load_state_dict.
+        layer, param = key.rsplit(".", 1)
+        net[layer].params[param] = value
     info = {"arch": arch, "layout": layout, "num_classes": num_classes, "source": os.path.abspath(path),
             "input_shape": list(input_shape)}
     return (net, info) if return_info else net
