@@ -25,7 +25,8 @@ import numpy as np
 from .. import models
 from .formats import read_state_dict
 
-__all__ = ["ARCHITECTURES", "ALIASES", "resolve_arch", "import_weights", "import_run", "convert_state_dict",
+__all__ = ["ARCHITECTURES", "ALIASES", "resolve_arch", "import_weights", "import_run", "write_photo_run",
+           "convert_state_dict",
            "IMAGENET_PREPROCESSING", "ImportMismatchError"]
 
 # torchvision's ImageNet evaluation transform (torchvision.transforms._presets.ImageClassification).
@@ -187,21 +188,35 @@ def import_run(arch, path, out, class_names=None):
     and ``out/run.json`` (architecture, source file, preprocessing, class names). class_names: default the 1000
     ImageNet classes when the file has 1000 outputs, else ``class 0`` ... Returns the path of ``best.npz``.
     """
+    net, info = import_weights(arch, path, return_info=True)
+    return write_photo_run(net, out, info=info, class_names=class_names)
+
+
+def write_photo_run(net, out, *, info=None, class_names=None, preprocessing=None, input_shape=None):
+    """Save a network that classifies photos as a run directory (``best.npz`` + ``run.json``).
+
+    info: what to record about its origin (``import_weights(..., return_info=True)``); class_names: one per
+    output (default: ImageNet's when there are 1000); preprocessing: {"resize", "crop", "mean", "std"} (default
+    ImageNet's); input_shape: (3, crop, crop) by default. Returns the path of ``best.npz``.
+    """
     from ..imagenet import imagenet_class_names
     from ..train import BEST, _atomic_write_text, save_checkpoint
-    net, info = import_weights(arch, path, return_info=True)
+    preprocessing = {**IMAGENET_PREPROCESSING, **(preprocessing or {})}
+    crop = int(preprocessing["crop"])
+    input_shape = list(input_shape or (3, crop, crop))
+    num_classes = net.layer_info(tuple(input_shape))[-1].output_shape[0]
     if class_names is None:
-        class_names = (imagenet_class_names() if info["num_classes"] == 1000
-                       else [f"class {i}" for i in range(info["num_classes"])])
+        class_names = (imagenet_class_names() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)])
     class_names = [str(c) for c in class_names]
-    if len(class_names) != info["num_classes"]:
-        raise ValueError(f"import_run: {len(class_names)} class names for {info['num_classes']} outputs")
+    if len(class_names) != num_classes:
+        raise ValueError(f"write_photo_run: {len(class_names)} class names for {num_classes} outputs")
+    info = dict(info or {"arch": net.name})
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
-    preprocessing = dict(IMAGENET_PREPROCESSING)
-    meta = {"imported": info, "input_shape": info["input_shape"], "class_names": class_names,
+    meta = {"imported": info, "input_shape": input_shape, "class_names": class_names,
             "preprocessing": preprocessing, "data": None, "history": []}
     path_best = save_checkpoint(os.path.join(out, BEST), net, meta=meta)
     _atomic_write_text(os.path.join(out, "run.json"), json.dumps(
-        {"imported": info, "preprocessing": preprocessing, "class_names": class_names}, indent=1))
+        {"imported": info, "preprocessing": preprocessing, "input_shape": input_shape, "class_names": class_names},
+        indent=1))
     return path_best
