@@ -172,6 +172,15 @@ def test_visualize_images_draws_every_figure(photo_run, tmp_path, capsys):
                                 "invariance"}
 
 
+def test_visualize_an_imported_run_defaults_to_the_bundled_photos(photo_run, tmp_path, capsys):
+    run, _ = photo_run
+    out = tmp_path / "g"
+    assert main(["visualize", str(run), "--what", "topk", "--out", str(out), "--no-progress"]) == 0
+    page = (out / "index.html").read_text()
+    assert f"{len(bundled_photos())} photos" in page and "astronaut" in page
+    assert sorted(p.name for p in out.glob("*.png")) == ["topk_layer1_pool1.png", "topk_layer2_pool2.png"]
+
+
 def test_visualize_images_errors(photo_run, tmp_path, capsys):
     run, files = photo_run
     assert main(["visualize", str(run), "--images", str(tmp_path / "none")]) == 2

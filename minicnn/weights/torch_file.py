@@ -173,7 +173,12 @@ def _read_storage(f, stype, numel, byteorder, where):
     """``numel`` elements of ``stype`` from the file object ``f`` into a new writable array (native byte order)."""
     dtype = stype.numpy_dtype.newbyteorder("<" if byteorder == "little" else ">")
     out = np.empty(numel, dtype=dtype)
-    got = f.readinto(memoryview(out).cast("B")) if numel else 0     # straight into the array: no bytes copy
+    view, got = memoryview(out).cast("B"), 0          # read straight into the array: no bytes object in between
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
     if got != numel * dtype.itemsize:
         raise TorchFileError(f"{where}: {got} bytes, expected {numel} {stype.name} elements "
                              f"({numel * dtype.itemsize} bytes): truncated file?")
