@@ -269,3 +269,24 @@ def test_linear_weights_are_transposed_and_other_class_counts_kept():
 def test_unknown_architecture():
     with pytest.raises(ValueError, match="unknown architecture 'resnet50'.*vgg16"):
         convert_state_dict({}, "resnet50")
+
+
+def test_zoo_architectures_match_torchvision_parameter_counts():
+    """torchvision's published num_params: 61,100,840 (alexnet), 138,357,544 (vgg16)."""
+    from minicnn.models import build
+    assert build("alexnet_tv", init="zeros").num_params() == 61_100_840
+    assert build("vgg16", init="zeros").num_params() == 138_357_544
+    assert not any(type(l).__name__ == "LRN" for l in build("alexnet_tv", init="zeros"))
+
+
+def test_alexnet_tv_adaptive_pool():
+    """Identity at 224; an AvgPool2D where the pool5 maps are a multiple of 6x6 (415 px: 12x12); else an error."""
+    from minicnn.models import build
+    assert "avgpool" not in build("alexnet_tv", init="zeros").names
+    net = build("alexnet_tv", input_shape=(3, 415, 415), init="zeros")
+    rows = {r.name: r for r in net.layer_info((3, 415, 415))}
+    assert rows["pool5"].output_shape == (256, 12, 12) and rows["avgpool"].output_shape == (256, 6, 6)
+    x = np.random.default_rng(0).standard_normal((1, 256, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(net["avgpool"].forward(x), x.reshape(1, 256, 6, 2, 6, 2).mean(axis=(3, 5)), atol=1e-6)
+    with pytest.raises(ValueError, match=r"adaptive average pool to 6x6: the 7x7 maps of pool5"):
+        build("alexnet_tv", input_shape=(3, 256, 256), init="zeros")
