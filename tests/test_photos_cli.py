@@ -6,6 +6,7 @@ VGG-16 where the point is the plumbing, not the network; the import command read
 import json
 import os
 import pickle
+import sys
 import zipfile
 
 import numpy as np
@@ -20,6 +21,13 @@ from minicnn.visualize.photos import PHOTO_ITEMS, PhotoSet, bundled_photos
 from minicnn.weights import write_photo_run
 
 SMALL = {"resize": 36, "crop": 32}
+
+
+@pytest.fixture(autouse=True)
+def no_torch(monkeypatch):
+    """These commands must work where PyTorch is not installed: any ``import torch`` fails inside these tests."""
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "captum", None)
 
 
 def small_net(seed=0):

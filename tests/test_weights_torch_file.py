@@ -191,3 +191,19 @@ def test_npz_and_checkpoint_wrappers(tmp_path):
     # {"model": {"module.x": ...}}: a training checkpoint of a DataParallel model
     np.savez(tmp_path / "wrapped.npz", **{f"module.{k}": v for k, v in state.items()})
     assert set(read_state_dict(tmp_path / "wrapped.npz")) == set(state)
+
+
+def test_safetensors_without_torch(tmp_path):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    rng = np.random.default_rng(1)
+    state = {"features.0.weight": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+             "classifier.6.bias": rng.standard_normal(5).astype(np.float16)}
+    safetensors_numpy.save_file(state, str(tmp_path / "model.safetensors"))
+    got = read_state_dict(tmp_path / "model.safetensors")
+    assert set(got) == set(state)
+    for k in state:
+        assert got[k].dtype == state[k].dtype
+        np.testing.assert_array_equal(got[k], state[k])
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(TorchFileError, match="broken.safetensors"):
+        read_state_dict(tmp_path / "broken.safetensors")
