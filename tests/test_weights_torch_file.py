@@ -135,6 +135,13 @@ def test_hand_made_strided_tensor(tmp_path):
     np.testing.assert_array_equal(w, np.lib.stride_tricks.as_strided(data[3:], (2, 3), (28, 8)))
 
 
+def test_storage_saved_from_the_gpu(tmp_path):
+    data = np.arange(6, dtype="<f4")
+    payload = _tensor_pickle(6, 0, (6,), (1,)).replace(b"ctorch\nFloatStorage\n", b"ctorch.cuda\nFloatStorage\n")
+    path = _zip_with_pickle(tmp_path / "gpu.pth", payload, [("archive/data/0", data.tobytes())])
+    np.testing.assert_array_equal(read_state_dict(path)["w"], data)
+
+
 def test_big_endian_storage(tmp_path):
     data = np.arange(6, dtype=">f4")
     path = tmp_path / "be.pth"

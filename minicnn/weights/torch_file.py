@@ -147,8 +147,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
             return self._ALLOWED[(module, name)]
-        if module == "torch" and name in TORCH_STORAGE_DTYPES:
-            return _StorageType(name)
+        if module in ("torch", "torch.cuda") and name in TORCH_STORAGE_DTYPES:
+            return _StorageType(name)           # a file saved from the GPU names torch.cuda.FloatStorage: same bytes
         raise UnsafePickleError(f"{self._source}: refusing to load {module}.{name}: a state dict holds only tensors, "
                                 f"storages and ordered dicts, and unpickling anything else could run code "
                                 f"(nothing from the file was executed)")
