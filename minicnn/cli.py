@@ -241,6 +241,9 @@ def _cmd_import(args):
 
 def _cmd_predict(args):
     from .imagenet import predict_files
+    if args.top < 1:
+        print(f"minicnn predict: --top must be >= 1, got {args.top}", file=sys.stderr)
+        return 2
     for f, top in predict_files(args.run, args.images, k=args.top):
         print(f)
         for rank, (index, name, p) in enumerate(top, start=1):

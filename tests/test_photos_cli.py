@@ -258,6 +258,18 @@ def test_import_command_refuses_a_pickle_that_runs_code(tmp_path, capsys):
     assert not marker.exists() and not out.exists()
 
 
+def test_imported_network_never_overwrites_a_trained_run(photo_run, tmp_path):
+    from minicnn.train import save_checkpoint
+    trained = tmp_path / "trained"
+    save_checkpoint(trained / "best.npz", small_net(), meta={"data": {"name": "shapes"}})
+    before = (trained / "best.npz").read_bytes()
+    with pytest.raises(ValueError, match="already holds a trained run"):
+        write_photo_run(small_net(seed=1), trained, preprocessing=SMALL)
+    assert (trained / "best.npz").read_bytes() == before
+    run, _ = photo_run                     # an imported run may be re-imported in place
+    write_photo_run(small_net(), run, info={"arch": "small"}, preprocessing=SMALL)
+
+
 def test_import_command_misuse(tmp_path, capsys):
     assert main(["import", "resnet50", str(tmp_path / "x.pth"), "--out", str(tmp_path / "r")]) == 2
     assert "unknown architecture" in capsys.readouterr().err

@@ -212,6 +212,10 @@ def write_photo_run(net, out, *, info=None, class_names=None, preprocessing=None
         raise ValueError(f"write_photo_run: {len(class_names)} class names for {num_classes} outputs")
     info = dict(info or {"arch": net.name})
     out = os.fspath(out)
+    from ..imagenet import is_photo_run
+    if any(os.path.exists(os.path.join(out, f)) for f in (BEST, "checkpoint.npz")) and not is_photo_run(out):
+        raise ValueError(f"{out} already holds a trained run (best.npz / checkpoint.npz); writing an imported "
+                         f"network there would replace its weights: choose another --out")
     os.makedirs(out, exist_ok=True)
     meta = {"imported": info, "input_shape": input_shape, "class_names": class_names,
             "preprocessing": preprocessing, "data": None, "history": []}
