@@ -227,7 +227,8 @@ def main(argv=None):
         t_top, m_top, res = measure(lambda: top_k(net, pool, "pool5", k=9, select=n_maps, batch_size=8,
                                                   show_progress=False))
         row.update(top9_s=t_top, top9_mem=m_top, top9_n=len(pool), top9_maps=n_maps)
-        print(f"{arch}: import {t_import:.1f} s; forward {B / t_fwd:.2f} images/s (batch {B}), +{m_fwd / 2**20:.0f} MiB; "
+        print(f"{arch}: import {t_import:.1f} s; forward {B / t_fwd:.2f} images/s (batch {B}), "
+              f"+{m_fwd / 2**20:.0f} MiB; "
               f"top-9 over {len(pool)} photos, {n_maps} maps projected: {t_top:.1f} s, +{m_top / 2**20:.0f} MiB",
               flush=True)
         if torch is not None:
@@ -246,14 +247,18 @@ def main(argv=None):
         rows.append(row)
         del net, state
         os.unlink(path)
-    print("\n| network | import | forward images/s (batch) | forward peak memory | top-9 (photos, maps): time, peak memory |"
-          + (" torch forward images/s | torch top-9 | minicnn/torch forward time | minicnn/torch top-9 |" if torch else ""))
+    print("\n| network | import | forward images/s (batch) | forward peak memory "
+          "| top-9 (photos, maps): time, peak memory |"
+          + (" torch forward images/s | torch top-9 | minicnn/torch forward time | minicnn/torch top-9 |"
+             if torch else ""))
     for r in rows:
-        line = (f"| {r['arch']} | {r['import_s']:.1f} s | {r['ips']:.2f} ({r['batch']}) | +{r['fwd_mem'] / 2**20:.0f} MiB "
-                f"| ({r['top9_n']}, {r['top9_maps']}): {r['top9_s']:.1f} s, +{r['top9_mem'] / 2**20:.0f} MiB |")
+        line = (f"| {r['arch']} | {r['import_s']:.1f} s | {r['ips']:.2f} ({r['batch']}) "
+                f"| +{r['fwd_mem'] / 2**20:.0f} MiB | ({r['top9_n']}, {r['top9_maps']}): {r['top9_s']:.1f} s, "
+                f"+{r['top9_mem'] / 2**20:.0f} MiB |")
         if "torch_ips" in r:
-            line += (f" {r['torch_ips']:.2f} | {r['torch_top9_s']:.1f} s, +{r['torch_top9_mem'] / 2**20:.0f} MiB | "
-                     f"{r['torch_ips'] / r['ips']:.2f}x | {r['top9_s'] / r['torch_top9_s']:.2f}x |")
+            line += (f" {r['torch_ips']:.2f} | {r['torch_top9_s']:.1f} s, "
+                     f"+{r['torch_top9_mem'] / 2**20:.0f} MiB | {r['torch_ips'] / r['ips']:.2f}x "
+                     f"| {r['top9_s'] / r['torch_top9_s']:.2f}x |")
         print(line)
     import shutil
     shutil.rmtree(tmp, ignore_errors=True)

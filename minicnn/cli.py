@@ -99,7 +99,8 @@ def _cmd_evaluate(args):
     if args.images is not None or is_photo_run(args.run):
         if args.images is None:
             print(f"minicnn evaluate: {args.run} is an imported network without a dataset; give --images DIR "
-                  f"(one sub-folder per class, named by class name or index), or use minicnn predict", file=sys.stderr)
+                  f"(one sub-folder per class, named by class name or index), or use minicnn predict",
+                  file=sys.stderr)
             return 2
         r = evaluate_folder(args.run, args.images, which=args.checkpoint)
         print(f"{args.images} ({r['n']} images), {r['checkpoint']}: top-1 {100 * r['top1']:.2f}%  "
@@ -222,9 +223,9 @@ def _add_visualize_parser(sub):
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--images", default=None, metavar="DIR", help="imported networks: draw the figures from the photos "
-                   "in DIR (default: the photos bundled with scikit-image, scikit-learn and matplotlib); figures: "
-                   "filters, activations, topk, projections, saliency, occlusion, invariance")
+    p.add_argument("--images", default=None, metavar="DIR", help="imported networks: draw the figures from the "
+                   "photos in DIR (default: the photos bundled with scikit-image, scikit-learn and matplotlib); "
+                   "figures: filters, activations, topk, projections, saliency, occlusion, invariance")
     p.add_argument("--batch-size", type=int, default=8, help="--images: photos per forward pass (default 8)")
     p.set_defaults(func=_cmd_visualize)
 

@@ -9,6 +9,7 @@ from .importer import (ALIASES, ARCHITECTURES, IMAGENET_PREPROCESSING, ImportMis
                        import_run, import_weights, resolve_arch, write_photo_run)
 from .torch_file import TorchFileError, UnsafePickleError, read_torch_file
 
-__all__ = ["read_state_dict", "read_torch_file", "FORMATS", "import_weights", "import_run", "write_photo_run", "convert_state_dict",
+__all__ = ["read_state_dict", "read_torch_file", "FORMATS", "import_weights", "import_run", "write_photo_run",
+           "convert_state_dict",
            "resolve_arch", "ARCHITECTURES", "ALIASES", "IMAGENET_PREPROCESSING", "ImportMismatchError",
            "TorchFileError", "UnsafePickleError"]
