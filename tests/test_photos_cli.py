@@ -229,28 +229,53 @@ def test_evaluate_images_by_class_folder(photo_run, tmp_path, capsys):
     assert "--images" in capsys.readouterr().err
 
 
-def test_import_command_without_torch(tmp_path, capsys):
-    """An AlexNet-shaped .npz (zeros but for fc8's bias): import, summary, predict, all from the command line."""
+def tiny_tv(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="he"):
+    """A tiny network for 224x224 photos: the import command's whole path at a fraction of AlexNet's 244 MB."""
+    from minicnn.models import _Builder
+    b = _Builder(input_shape, seed, init)
+    b.conv(1, 4, 11, stride=4, pad=2).pool(1, 3, 2).conv(2, 5, 3, pad=1).pool(2, 3, 2)
+    b.fc(8, num_classes, relu=False)
+    return b.build("tiny_tv")
+
+
+def test_import_command_without_torch(tmp_path, capsys, monkeypatch):
+    """import, summary, predict from the command line on an .npz in torchvision's layout (a tiny architecture
+    registered for the test; VGG-16 and AlexNet take the same path in test_weights_import.py)."""
+    from minicnn import models
     from minicnn.weights.importer import ARCHITECTURES
-    from minicnn.models import build
-    _, layouts, _ = ARCHITECTURES["alexnet_tv"]
-    net = build("alexnet_tv", init="zeros")
-    state = {}
-    for module, (layer, kind) in layouts["torchvision"].items():
-        W = net[layer].params["W"]
-        state[f"{module}.weight"] = np.zeros(W.shape if kind == "conv" else W.shape[::-1], np.float32)
-        state[f"{module}.bias"] = np.zeros(W.shape[0] if kind == "conv" else W.shape[1], np.float32)
-    state["classifier.6.bias"] = np.linspace(-1, 1, 1000, dtype=np.float32)     # class 999 always wins
-    np.savez(tmp_path / "alexnet.npz", **state)
+    monkeypatch.setitem(models.MODELS, "tiny_tv", tiny_tv)
+    monkeypatch.setitem(ARCHITECTURES, "tiny_tv", ("tiny_tv", {"torchvision": {
+        "features.0": ("conv1", "conv"), "features.3": ("conv2", "conv"), "classifier.1": ("fc8", "linear")}},
+        (3, 224, 224)))
+    rng = np.random.default_rng(7)
+    state = {"features.0.weight": rng.standard_normal((4, 3, 11, 11)).astype(np.float32) * 0.1,
+             "features.0.bias": rng.uniform(0, 0.1, 4).astype(np.float32),
+             "features.3.weight": rng.standard_normal((5, 4, 3, 3)).astype(np.float32) * 0.3,
+             "features.3.bias": rng.uniform(0, 0.1, 5).astype(np.float32),
+             "classifier.1.weight": rng.standard_normal((1000, 5 * 13 * 13)).astype(np.float32) * 0.1,
+             "classifier.1.bias": rng.standard_normal(1000).astype(np.float32)}
+    np.savez(tmp_path / "tiny.npz", **state)
     run = tmp_path / "run"
-    assert main(["import", "alexnet", str(tmp_path / "alexnet.npz"), "--out", str(run)]) == 0
-    assert json.loads((run / "run.json").read_text())["imported"]["arch"] == "alexnet_tv"
+    assert main(["import", "tiny_tv", str(tmp_path / "tiny.npz"), "--out", str(run)]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["imported"]["arch"] == "tiny_tv" and info["imported"]["layout"] == "torchvision"
+    assert info["preprocessing"]["resize"] == 256 and info["preprocessing"]["crop"] == 224
+    assert info["preprocessing"]["mean"] == DEFAULT_PREPROCESSING["mean"]
+    assert info["class_names"] == imagenet_class_names()
     capsys.readouterr()
     assert main(["summary", str(run)]) == 0
-    assert "61,100,840" in capsys.readouterr().out
+    n_params = sum(v.size for v in state.values())
+    assert f"{n_params:,}" in capsys.readouterr().out
+    from minicnn.train import load_run
+    loaded = load_run(run, load_data=False)
+    net = loaded.net
+    assert loaded.meta["class_names"] == info["class_names"] and loaded.meta["input_shape"] == [3, 224, 224]
+    np.testing.assert_array_equal(net["fc8"].params["W"], state["classifier.1.weight"].T)
+    np.testing.assert_array_equal(net["conv1"].params["W"], state["features.0.weight"])
     photo = write_photos(tmp_path / "p", n=1)[0]
+    best = int(np.argmax(net.forward(load_images([photo]))[0]))
     assert main(["predict", str(run), photo, "--top", "2"]) == 0
-    assert "toilet tissue (999)" in capsys.readouterr().out.splitlines()[1]
+    assert capsys.readouterr().out.splitlines()[1].endswith(f"{imagenet_class_names()[best]} ({best})")
 
 
 class _RunsCode:

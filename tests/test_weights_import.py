@@ -4,13 +4,12 @@ The reference networks are written here with torch.nn in torchvision's layout (f
 random weights: torchvision is not needed. Tests that need PyTorch skip without it; the key and shape checks at
 the end run everywhere. VGG-16 costs ~15 GFLOP per 224x224 image: one image, one module-scoped model.
 """
-import json
 import os
 
 import numpy as np
 import pytest
 
-from minicnn.weights import ImportMismatchError, convert_state_dict, import_run, import_weights
+from minicnn.weights import ImportMismatchError, convert_state_dict, import_weights
 
 torch = None
 
@@ -119,10 +118,7 @@ def test_alexnet_logits_equal_pytorch(alexnet_files, fmt):
     model, files = alexnet_files
     if fmt == "safetensors":
         pytest.importorskip("safetensors")
-    if fmt == "pth":       # the command's path: a run directory, reloaded like any run
-        net = _import_and_reload_run(files[fmt], files[fmt].parent / "run")
-    else:
-        net = import_weights("alexnet", files[fmt])
+    net = import_weights("alexnet", files[fmt])
     assert net.name == "alexnet_tv"
     x = np.random.default_rng(1).standard_normal((2, 3, 224, 224)).astype(np.float32)
     ours = net.forward(x)
@@ -159,14 +155,17 @@ def test_vgg16_logits_equal_pytorch(vgg16_reference, fmt, layout):
 # --- projections against Captum, float64 --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def alexnet64(alexnet_files):
+def alexnet64():
+    """The imported network and the torch model in float64. Converted in memory: the file formats are the
+    logits tests' business, and a module fixture of its own keeps a second xdist worker from writing them again."""
     pytest.importorskip("captum.attr")
-    model, files = alexnet_files
-    import copy
-    net = import_weights("alexnet", files["npz"]).astype(np.float64)
-    model64 = copy.deepcopy(model).double().eval()
+    from minicnn.models import build
+    model = torchvision_alexnet(seed=1)
+    state, _, _ = convert_state_dict({k: v.numpy() for k, v in model.state_dict().items()}, "alexnet")
+    net = build("alexnet_tv", init="zeros")
+    net.load_state_dict(state)
     x = np.random.default_rng(3).standard_normal((2, 3, 224, 224))
-    return net, model64, x
+    return net.astype(np.float64), model.double().eval(), x
 
 
 @pytest.mark.parametrize("rule,method", [("deconvnet", "Deconvolution"), ("guided", "GuidedBackprop"),
@@ -199,21 +198,6 @@ def test_alexnet_unit_projection_equals_captum(alexnet64):
                                                            target=target).detach().numpy()[0]
     assert np.abs(theirs).max() > 0
     assert _rel(ours, theirs) < 1e-10
-
-
-# --- the run directory ---------------------------------------------------------------------------------------
-
-def _import_and_reload_run(path, out):
-    """import_run, then load_run(load_data=False): the run directory holds the network and what it needs."""
-    from minicnn.train import load_run
-    import_run("alexnet", path, out)
-    run = load_run(out, load_data=False)
-    info = json.loads((out / "run.json").read_text())
-    assert info["preprocessing"]["crop"] == 224 and info["preprocessing"]["resize"] == 256
-    assert len(info["class_names"]) == 1000 and info["class_names"][0] == "tench"
-    assert run.meta["class_names"] == info["class_names"]
-    assert run.meta["imported"]["arch"] == "alexnet_tv"
-    return run.net
 
 
 # --- keys and shapes (no PyTorch needed) ---------------------------------------------------------------------
