@@ -1,4 +1,4 @@
-"""The ``minicnn`` command: demo, train, evaluate, visualize, summary, gradcheck, bench.
+"""The ``minicnn`` command: demo, train, evaluate, visualize, summary, gradcheck, bench, import, predict.
 
 Each sub-command is a thin wrapper: it parses arguments and calls the library function that does the work,
 imported only when that sub-command runs (so ``minicnn summary`` does not pay for matplotlib).
@@ -24,11 +24,26 @@ def _shape(text):
 # --- summary ---------------------------------------------------------------------------------------------
 
 _DEFAULT_INPUT = {"lenet5": (1, 32, 32), "alexnet": (3, 227, 227), "zfnet": (3, 224, 224), "vgg16": (3, 224, 224),
-                  "zfnet_small": (3, 32, 32)}
+                  "zfnet_small": (3, 32, 32), "alexnet_tv": (3, 224, 224)}
+
+
+def _summary_of_run(args):
+    """``minicnn summary RUN``: the network of a run directory or checkpoint (e.g. one made by ``minicnn import``)."""
+    from .train import load_run
+    run = load_run(args.model, load_data=False)
+    shape = args.input or tuple(run.meta.get("input_shape") or ())
+    if len(shape) != 3:
+        print(f"minicnn summary: {args.model} does not record its input shape; give --input C,H,W", file=sys.stderr)
+        return 2
+    run.net.summary(shape)
+    return 0
 
 
 def _cmd_summary(args):
     from .models import MODELS, build
+    import os
+    if args.model not in MODELS and os.path.exists(args.model):
+        return _summary_of_run(args)
     if args.model not in MODELS:
         print(f"minicnn summary: unknown model {args.model!r}; available: {', '.join(MODELS)}", file=sys.stderr)
         return 2
@@ -80,6 +95,17 @@ def _cmd_train(args):
 
 def _cmd_evaluate(args):
     from .experiment import evaluate_run
+    from .imagenet import evaluate_folder, is_photo_run
+    if args.images is not None or is_photo_run(args.run):
+        if args.images is None:
+            print(f"minicnn evaluate: {args.run} is an imported network without a dataset; give --images DIR "
+                  f"(one sub-folder per class, named by class name or index), or use minicnn predict",
+                  file=sys.stderr)
+            return 2
+        r = evaluate_folder(args.run, args.images, which=args.checkpoint)
+        print(f"{args.images} ({r['n']} images), {r['checkpoint']}: top-1 {100 * r['top1']:.2f}%  "
+              f"top-5 {100 * r['top5']:.2f}%  loss {r['loss']:.4f}")
+        return 0
     r = evaluate_run(args.run, ten_crop=args.ten_crop, which=args.checkpoint, split=args.split, root=args.root)
     print(f"{r['split']} split ({r['n']} images), {r['checkpoint']} (epoch {r['epoch']}): "
           f"top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  loss {r['loss']:.4f}")
@@ -135,6 +161,8 @@ def _add_train_parser(sub):
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="best.npz (default) or checkpoint.npz")
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--root", default=None, help="where the local data files are now, if they moved")
+    p.add_argument("--images", default=None, metavar="DIR", help="imported networks: a folder with one sub-folder "
+                   "of images per class, named by class name or index")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demo", help="the main job: train the small ZF-style network and write runs/demo/")
@@ -168,8 +196,16 @@ def _cmd_bench(args):
 
 
 def _cmd_visualize(args):
+    from .imagenet import is_photo_run
     from .visualize.gallery import gallery_from_run
     what = None if args.what is None else [w.strip() for w in args.what.split(",") if w.strip()]
+    if args.images is not None or is_photo_run(args.run, args.checkpoint):
+        from .visualize.photos import photo_gallery_from_run
+        files = photo_gallery_from_run(args.run, args.images, what, out_dir=args.out, which=args.checkpoint,
+                                       device=args.device, batch_size=args.batch_size,
+                                       show_progress=not args.no_progress, verbose=True)
+        print(f"wrote {len(files)} files; open {files[-1]}")
+        return 0
     files = gallery_from_run(args.run, what, out_dir=args.out, which=args.checkpoint, device=args.device,
                              show_progress=not args.no_progress, verbose=True)
     print(f"wrote {len(files)} files; open {files[-1]}")
@@ -187,7 +223,49 @@ def _add_visualize_parser(sub):
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--images", default=None, metavar="DIR", help="imported networks: draw the figures from the "
+                   "photos in DIR (default: the photos bundled with scikit-image, scikit-learn and matplotlib); "
+                   "figures: filters, activations, topk, projections, saliency, occlusion, invariance")
+    p.add_argument("--batch-size", type=int, default=8, help="--images: photos per forward pass (default 8)")
     p.set_defaults(func=_cmd_visualize)
+
+
+# --- import / predict ------------------------------------------------------------------------------------
+
+def _cmd_import(args):
+    from .weights import import_run
+    path = import_run(args.arch, args.file, args.out)
+    print(f"imported {args.file} as {args.arch} into {args.out} ({path}); next:\n"
+          f"  minicnn predict {args.out} IMAGE...\n  minicnn visualize {args.out} --images DIR")
+    return 0
+
+
+def _cmd_predict(args):
+    from .imagenet import predict_files
+    if args.top < 1:
+        print(f"minicnn predict: --top must be >= 1, got {args.top}", file=sys.stderr)
+        return 2
+    for f, top in predict_files(args.run, args.images, k=args.top):
+        print(f)
+        for rank, (index, name, p) in enumerate(top, start=1):
+            print(f"  {rank}. {100 * p:6.2f}%  {name} ({index})")
+    return 0
+
+
+def _add_import_parsers(sub):
+    p = sub.add_parser("import", help="a torchvision/timm state dict (.pth, .safetensors, .npz) as a run directory",
+                       description="Reads the file without PyTorch (a restricted unpickler admits tensors and "
+                                   "ordered dicts only) and writes RUN/best.npz and RUN/run.json.")
+    p.add_argument("arch", help="vgg16 | alexnet (torchvision's, = minicnn's alexnet_tv)")
+    p.add_argument("file", help="e.g. ~/.cache/torch/hub/checkpoints/vgg16-397923af.pth or timm's model.safetensors")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("predict", help="top-5 ImageNet classes of image files, with an imported network")
+    p.add_argument("run", help="run directory made by minicnn import")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--top", type=int, default=5, help="how many classes per image (default 5)")
+    p.set_defaults(func=_cmd_predict)
 
 
 def build_parser():
@@ -195,7 +273,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, memory and receptive fields of a zoo model")
-    p.add_argument("model", help="lenet5 | alexnet | zfnet | vgg16 | zfnet_small")
+    p.add_argument("model", help="lenet5 | alexnet | zfnet | vgg16 | zfnet_small | alexnet_tv, or a run directory")
     p.add_argument("--input", type=_shape, default=None, help="input shape C,H,W (default: the model's own)")
     p.add_argument("--classes", type=int, default=None, help="number of classes (default: the model's own)")
     p.set_defaults(func=_cmd_summary)
@@ -216,6 +294,7 @@ def build_parser():
     p.set_defaults(func=_cmd_bench)
 
     _add_train_parser(sub)
+    _add_import_parsers(sub)
     return parser
 
 
@@ -223,7 +302,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as exc:
         print(f"minicnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

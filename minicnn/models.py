@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
+from .layers import LRN, AvgPool2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
 from .net import Sequential
 
-__all__ = ["lenet5", "alexnet", "zfnet", "vgg16", "zfnet_small", "MODELS", "build"]
+__all__ = ["lenet5", "alexnet", "zfnet", "vgg16", "zfnet_small", "alexnet_tv", "MODELS", "build"]
 
 
 class _Builder:
@@ -126,7 +126,37 @@ def zfnet_small(num_classes=10, input_shape=(3, 32, 32), seed=0, init="he", widt
     return b.build("zfnet_small")
 
 
-MODELS = {"lenet5": lenet5, "alexnet": alexnet, "zfnet": zfnet, "vgg16": vgg16, "zfnet_small": zfnet_small}
+def _adaptive_avg_pool(b, size):
+    """torchvision's AdaptiveAvgPool2d(size) before the classifier, where it is a fixed layer: nothing when the maps
+    already have that size (224x224 inputs), an AvgPool2D when they are an exact multiple of it, an error otherwise."""
+    C, H, W = b.shape
+    if (H, W) == size:
+        return b
+    if H % size[0] or W % size[1] or H < size[0] or W < size[1]:
+        raise ValueError(f"adaptive average pool to {size[0]}x{size[1]}: the {H}x{W} maps of {b.layers[-1].name} are "
+                         f"not a multiple of it; use inputs whose maps are (e.g. 224x224 images)")
+    return b.add(AvgPool2D((H // size[0], W // size[1]), name="avgpool"))
+
+
+def alexnet_tv(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="he", dropout=0.5):
+    """AlexNet as torchvision ships it: Krizhevsky's single-GPU "one weird trick" variant (2014), not the 2012 paper.
+
+    224x224x3 -> conv1 64@11x11/4 pad 2 (55) -> pool 3/2 (27) -> conv2 192@5x5 pad 2 -> pool 3/2 (13)
+    -> conv3 384@3x3 -> conv4 256@3x3 -> conv5 256@3x3 -> pool 3/2 (6) -> fc6 4096 -> fc7 4096 -> fc8.
+    No LRN; 64-192-384-256-256 filters where ``alexnet`` has 96-256-384-384-256. torchvision's adaptive
+    average pool to 6x6 is the identity at 224x224 (see ``_adaptive_avg_pool`` for other sizes).
+    """
+    b = _Builder(input_shape, seed, init)
+    b.conv(1, 64, 11, stride=4, pad=2).pool(1, 3, 2)
+    b.conv(2, 192, 5, pad=2).pool(2, 3, 2)
+    b.conv(3, 384, 3, pad=1).conv(4, 256, 3, pad=1).conv(5, 256, 3, pad=1).pool(5, 3, 2)
+    _adaptive_avg_pool(b, (6, 6))
+    b.fc(6, 4096, dropout=dropout).fc(7, 4096, dropout=dropout).fc(8, num_classes, relu=False)
+    return b.build("alexnet_tv")
+
+
+MODELS = {"lenet5": lenet5, "alexnet": alexnet, "zfnet": zfnet, "vgg16": vgg16, "zfnet_small": zfnet_small,
+          "alexnet_tv": alexnet_tv}
 
 
 def build(name, **kwargs):
