@@ -41,7 +41,8 @@ from .ops.loss import softmax_cross_entropy
 from .ops.activation import log_softmax
 
 __all__ = ["Trainer", "Callback", "evaluate", "predict_logits", "topk_correct", "save_checkpoint", "load_checkpoint",
-           "Checkpoint", "CheckpointError", "load_run", "RunInfo", "atomic_write_bytes"]
+           "Checkpoint", "CheckpointError", "load_run", "RunInfo", "atomic_write_bytes", "RunDirectoryError",
+           "RUN_FILES", "check_run_dir"]
 
 FORMAT = "minicnn-checkpoint"
 FORMAT_VERSION = 1
@@ -49,8 +50,32 @@ CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"
 
 
+# Every file a run writes into its directory; a directory holding any of them holds a run.
+# (evolution.npz: the demo's feature-evolution snapshots, which must not outlive the run they were taken from.)
+RUN_FILES = (CHECKPOINT, BEST, "run.json", "history.json", "history.csv", "curves.png", "results.json", "summary.txt",
+             "evolution.npz")
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read, or that does not fit the network it is loaded into."""
+
+
+class RunDirectoryError(ValueError):
+    """A run directory that names a file, or that already holds a run nobody asked to continue or replace."""
+
+
+def check_run_dir(out_dir, *, resume=False, overwrite=False, hint="resume it (Trainer.resume) or pass overwrite=True"):
+    """Refuse to train into ``out_dir`` when that would silently replace a run: it is a file, or it holds run
+    files (``RUN_FILES``) and neither ``resume`` nor ``overwrite`` was asked for. Returns the run files found."""
+    out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise RunDirectoryError(f"the run directory {out_dir!r} is an existing file, not a directory")
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue a run, or replace it")
+    found = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+    if found and not resume and not overwrite:
+        raise RunDirectoryError(f"{out_dir} already holds a run ({', '.join(found)}); {hint}")
+    return found
 
 
 class Callback:
@@ -313,13 +338,14 @@ class Trainer:
     seed: seeds the generator that orders batches and draws augmentations (dropout masks come from the model's seed).
     out_dir: run directory (None: keep nothing on disk). callbacks: ``Callback`` instances.
     device: "cpu" or "gpu". progress: show a tqdm bar (default: when stderr is a terminal).
-    verbose: print one line per epoch. data_options: how the data was loaded (name and keyword arguments of
+    overwrite: replace a run already in ``out_dir`` (its run files are deleted when ``fit`` starts); without it,
+    ``fit`` refuses such a directory unless ``resume`` loaded it. verbose: print one line per epoch. data_options: how the data was loaded (name and keyword arguments of
     ``load_dataset``), saved so ``load_run`` can rebuild the same split. run_config: extra JSON saved in run.json.
     """
 
     def __init__(self, net, splits, optimizer, *, schedule=None, batch_size=128, epochs=10, augment=None, seed=0,
                  out_dir=None, callbacks=(), device="cpu", progress=None, verbose=True, data_options=None,
-                 run_config=None, drop_last=False):
+                 run_config=None, drop_last=False, overwrite=False):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(epochs, int) or epochs < 0:
@@ -333,6 +359,10 @@ class Trainer:
         self.net, self.splits, self.optimizer, self.schedule = net, splits, optimizer, schedule
         self.batch_size, self.epochs, self.augment, self.seed = batch_size, epochs, augment, seed
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        if self.out_dir is not None:
+            check_run_dir(self.out_dir, overwrite=True)        # a file there: fail now, not after an epoch
+        self.overwrite = bool(overwrite)
+        self._owns_out_dir = False          # True once this trainer resumed from, or started writing, out_dir
         self.callbacks = list(callbacks)
         self.device = device
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
@@ -393,7 +423,18 @@ class Trainer:
         self.history = list(ckpt.meta.get("history", []))
         self.best_val = float(ckpt.meta.get("best_val_top1", -math.inf))
         self.best_epoch = int(ckpt.meta.get("best_epoch", 0))
+        if self.out_dir is not None and os.path.abspath(path) == os.path.abspath(os.path.join(self.out_dir, CHECKPOINT)):
+            self._owns_out_dir = True        # continuing this directory's own run
         return self
+
+    def _claim_out_dir(self):
+        """Before the first write: refuse a directory that holds another run, or clear it when overwriting."""
+        if self.out_dir is None or self._owns_out_dir:
+            return
+        found = check_run_dir(self.out_dir, overwrite=self.overwrite)
+        for name in found:
+            os.unlink(os.path.join(self.out_dir, name))
+        self._owns_out_dir = True
 
     def _remove_stale_temp_files(self):
         """A run killed while writing leaves its temporary file (never a broken checkpoint): tidy it away."""
@@ -453,6 +494,7 @@ class Trainer:
     def fit(self):
         """Train from epoch ``self.epoch + 1`` to ``self.epochs``. Returns the history (list of dicts)."""
         if self.out_dir is not None:
+            self._claim_out_dir()
             os.makedirs(self.out_dir, exist_ok=True)
             _atomic_write_text(os.path.join(self.out_dir, "run.json"), json.dumps(
                 {**self.run_config, "data": self.data_options, "batch_size": self.batch_size, "epochs": self.epochs,
