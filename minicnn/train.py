@@ -301,8 +301,21 @@ def load_checkpoint(path):
         meta = json.loads(str(files.pop("meta.json")))
     except ValueError as exc:
         raise CheckpointError(f"{path}: meta.json is not valid JSON (corrupt?): {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: meta.json must hold a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
+    epoch, version = meta.get("epoch", 0), meta.get("version", 0)
+    for key, value in (("epoch", epoch), ("version", version)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{path}: meta.json's {key} must be an integer >= 0, got {value!r}")
+    architecture = meta.get("architecture", [])
+    if not isinstance(architecture, list) or not all(isinstance(e, dict) for e in architecture):
+        raise CheckpointError(f"{path}: meta.json's architecture must be a list of layer objects, got "
+                              f"{json.dumps(architecture)[:80]}")
+    for key in ("optimizer", "schedule", "rng", "data"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise CheckpointError(f"{path}: meta.json's {key} must be an object, got {type(meta[key]).__name__}")
     if meta.get("version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {meta['version']} is newer than this minicnn "
                               f"({FORMAT_VERSION}); upgrade minicnn")
@@ -405,6 +418,27 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} was saved from a different architecture than {self.net.name!r} "
                                   f"(layers {[e.get('name') for e in ckpt.meta.get('architecture', [])]} vs "
                                   f"{self.net.names}, or different sizes)")
+        saved_schedule = ckpt.meta.get("schedule")
+        if self.schedule is not None and saved_schedule is not None and \
+                saved_schedule.get("type") != type(self.schedule).__name__:
+            raise CheckpointError(f"checkpoint {path} was trained with the schedule {saved_schedule.get('type')}, "
+                                  f"this trainer has {type(self.schedule).__name__}")
+        # All or nothing: a checkpoint that fails half-way (a momentum buffer of the wrong shape, a bad schedule
+        # state) must not leave the network loaded and the rest not; roll back to the state before.
+        before = self._state_snapshot()
+        try:
+            self._restore(ckpt)
+        except (ValueError, TypeError, KeyError) as exc:
+            self._restore_snapshot(before)
+            if isinstance(exc, CheckpointError):
+                raise
+            raise CheckpointError(f"checkpoint {path} cannot be resumed (nothing was changed): "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        if self.out_dir is not None and os.path.abspath(path) == os.path.abspath(os.path.join(self.out_dir, CHECKPOINT)):
+            self._owns_out_dir = True        # continuing this directory's own run
+        return self
+
+    def _restore(self, ckpt):
         ckpt.load_into(self.net)
         if self.device != "cpu":
             self.net.to(self.device)
@@ -419,13 +453,33 @@ class Trainer:
         for layer in self.net.layers:
             if isinstance(layer, Dropout) and layer.name in rng.get("dropout", {}):
                 _set_rng_state(layer.rng, rng["dropout"][layer.name])
+        history = ckpt.meta.get("history", [])
+        if not isinstance(history, list):
+            raise ValueError(f"meta.json: history must be a list, got {type(history).__name__}")
         self.epoch = ckpt.epoch
-        self.history = list(ckpt.meta.get("history", []))
+        self.history = list(history)
         self.best_val = float(ckpt.meta.get("best_val_top1", -math.inf))
         self.best_epoch = int(ckpt.meta.get("best_epoch", 0))
-        if self.out_dir is not None and os.path.abspath(path) == os.path.abspath(os.path.join(self.out_dir, CHECKPOINT)):
-            self._owns_out_dir = True        # continuing this directory's own run
-        return self
+
+    def _state_snapshot(self):
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": None if self.schedule is None else self.schedule.state_dict(),
+                "rng": _rng_state(self.rng),
+                "dropout": {layer.name: _rng_state(layer.rng) for layer in self.net.layers if isinstance(layer, Dropout)},
+                "trainer": (self.epoch, list(self.history), self.best_val, self.best_epoch)}
+
+    def _restore_snapshot(self, snap):
+        self.net.load_state_dict(snap["net"])
+        if self.device != "cpu":
+            self.net.to(self.device)
+        self.optimizer.load_state_dict(snap["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(snap["schedule"])
+        _set_rng_state(self.rng, snap["rng"])
+        for layer in self.net.layers:
+            if isinstance(layer, Dropout):
+                _set_rng_state(layer.rng, snap["dropout"][layer.name])
+        self.epoch, self.history, self.best_val, self.best_epoch = snap["trainer"]
 
     def _claim_out_dir(self):
         """Before the first write: refuse a directory that holds another run, or clear it when overwriting."""
