@@ -39,6 +39,7 @@ from .layers import Dropout
 from .net import Sequential
 from .ops.loss import softmax_cross_entropy
 from .ops.activation import log_softmax
+from .schedule import ReduceOnPlateau
 
 __all__ = ["Trainer", "Callback", "evaluate", "predict_logits", "topk_correct", "save_checkpoint", "load_checkpoint",
            "Checkpoint", "CheckpointError", "load_run", "RunInfo", "atomic_write_bytes", "RunDirectoryError",
@@ -125,6 +126,10 @@ def predict_logits(net, x, batch_size=256):
     """Forward ``x`` (N, C, H, W) in inference mode, in batches. Returns NumPy float32 logits (N, classes)."""
     device = _net_device(net)
     out = []
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"predict_logits: batch_size must be an integer >= 1, got {batch_size!r}")
+    if x.shape[0] == 0:                 # an empty batch still has a number of classes: forward it
+        return backend.to_numpy(net.forward(backend.to_device(np.ascontiguousarray(x), device))).astype(np.float32)
     for i in range(0, x.shape[0], batch_size):
         xb = backend.to_device(np.ascontiguousarray(x[i:i + batch_size]), device)
         out.append(backend.to_numpy(net.forward(xb, train=False)).astype(np.float32, copy=False))
@@ -545,6 +550,19 @@ class Trainer:
                              f"drop_last={self.drop_last})")
         return {"train_loss": total_loss / seen, "train_top1": top1 / seen, "train_top5": top5 / seen}
 
+    def _check_data(self):
+        """Before any epoch: images that would turn every weight into NaN, and a plateau schedule with nothing
+        to watch, are refused with what is wrong and where (not discovered as a diverged loss epochs later)."""
+        for part in ("train", "val"):
+            x = np.asarray(getattr(self.splits, part).x)
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                bad = np.flatnonzero(~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1))
+                raise ValueError(f"Trainer: {len(bad)} {part} image(s) contain NaN or inf (the first is image "
+                                 f"{int(bad[0])}); clean the data before training")
+        if len(self.splits.val.y) == 0 and isinstance(self.schedule, ReduceOnPlateau):
+            raise ValueError("Trainer: ReduceOnPlateau watches the validation accuracy, but the validation set is "
+                             "empty; use a step or constant schedule, or hold out validation images")
+
     def fit(self):
         """Train from epoch ``self.epoch + 1`` to ``self.epochs``. Returns the history (list of dicts)."""
         if self.out_dir is not None:
@@ -555,6 +573,7 @@ class Trainer:
                  "seed": self.seed, "device": self.device, "optimizer": repr(self.optimizer),
                  "schedule": None if self.schedule is None else type(self.schedule).__name__,
                  "augment": None if self.augment is None else repr(self.augment)}, indent=1))
+        self._check_data()
         for cb in self.callbacks:
             cb.on_train_begin(self)
         self.stop_training = False
