@@ -21,6 +21,36 @@ def _shape(text):
     return parts
 
 
+def _positive_ints(text):
+    """argparse type: comma-separated integers >= 1 (``--threads 1,2``)."""
+    try:
+        values = [int(p) for p in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 (e.g. 1,2), got {text!r}")
+    return text
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _sections(text):
+    known = ("conv", "pool", "lrn", "train", "memory")
+    unknown = sorted(set(text.split(",")) - set(known))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown section(s) {', '.join(map(repr, unknown))}; "
+                                         f"choose from {','.join(known)}")
+    return text
+
+
 # --- summary ---------------------------------------------------------------------------------------------
 
 _DEFAULT_INPUT = {"lenet5": (1, 32, 32), "alexnet": (3, 227, 227), "zfnet": (3, 224, 224), "vgg16": (3, 224, 224),
@@ -251,9 +281,10 @@ def build_parser():
     p = sub.add_parser("bench", help="CPU speed of conv, pooling, LRN and a training step vs sgemm and PyTorch",
                        description="Runs benchmarks/bench_ops.py (see its docstring for what the columns mean).")
     p.add_argument("--quick", action="store_true", help="tiny batches, one repeat: a smoke test")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 7)")
-    p.add_argument("--sections", default="conv,pool,lrn,train,memory", help="subset of conv,pool,lrn,train,memory")
+    p.add_argument("--threads", type=_positive_ints, default="1,2", help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--repeats", type=_positive_int, default=None, help="timed runs per figure (default 7)")
+    p.add_argument("--sections", type=_sections, default="conv,pool,lrn,train,memory",
+                   help="subset of conv,pool,lrn,train,memory")
     p.add_argument("--only", default=None, help="only the rows whose label contains this text")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when importable")
     p.set_defaults(func=_cmd_bench)
@@ -264,8 +295,8 @@ def build_parser():
 
 # Errors that a user's input causes (a bad option, a missing or corrupt file, a run directory in the way): one
 # line and exit status 2. Anything else is a bug in minicnn and keeps its traceback.
-_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, FloatingPointError,
-                IsADirectoryError, PermissionError, ImportError)
+_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                IsADirectoryError, PermissionError, ImportError, FloatingPointError)
 
 
 def _one_line(exc):
