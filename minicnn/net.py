@@ -177,7 +177,9 @@ class Sequential:
         return self
 
     def astype(self, dtype):
-        """Convert every parameter (float64 for gradient checks)."""
+        """Convert every parameter to float32 or float64 (float64 for gradient checks)."""
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"{self.name}.astype: parameters are float32 or float64, got {np.dtype(dtype)}")
         for layer in self.layers:
             layer.astype(dtype)
         return self
@@ -195,7 +197,10 @@ class Sequential:
     def from_config(cls, config, name="net"):
         """Rebuild a network from ``config()`` (weights are freshly initialised; load them after)."""
         layers = []
-        for entry in config:
+        for i, entry in enumerate(config):
+            if not isinstance(entry, dict) or "type" not in entry:
+                raise ValueError(f"architecture entry {i} must be a dict with a 'type' (e.g. {{'type': 'ReLU'}}), "
+                                 f"got {entry!r}")
             entry = dict(entry)
             kind = entry.pop("type")
             if kind not in LAYER_TYPES:

@@ -107,7 +107,13 @@ def topk_correct(logits, labels, k):
     """
     logits = backend.to_numpy(logits)
     labels = backend.to_numpy(labels)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"topk_correct: k must be an integer >= 1, got {k!r}")
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(f"topk_correct: expected logits (N, K) and labels (N,), got {logits.shape} and {labels.shape}")
     K = logits.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"topk_correct: labels must lie in [0, {K}), got range [{labels.min()}, {labels.max()}]")
     if k >= K:
         return int(labels.shape[0])
     # A label is in the top k when fewer than k logits are strictly larger than its own.
@@ -170,6 +176,9 @@ def evaluate(net, dataset, *, batch_size=256, ten_crop=False, crop_pad=None, hfl
     if N == 0:
         return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "n": 0}
     if ten_crop:
+        if crop_pad is not None and (isinstance(crop_pad, bool) or not isinstance(crop_pad, (int, np.integer))
+                                     or crop_pad < 0):
+            raise ValueError(f"evaluate: crop_pad must be an integer >= 0, got {crop_pad!r}")
         pad = max(1, x.shape[2] // 8) if crop_pad is None else int(crop_pad)
         probs = None
         views = _crop_views(x, pad, hflip)
@@ -371,6 +380,15 @@ class Trainer:
         for part in ("train", "val"):
             if not hasattr(splits, part):
                 raise TypeError(f"Trainer: splits must have .train and .val datasets, got {type(splits).__name__}")
+        if not (hasattr(optimizer, "step") and hasattr(optimizer, "lr")):
+            raise TypeError(f"Trainer: optimizer must be an optimiser such as minicnn.optim.SGD, "
+                            f"got {type(optimizer).__name__}")
+        if getattr(optimizer, "net", net) is not net:
+            # It would update another network's weights while this one never changed: silently no training.
+            raise ValueError(f"Trainer: the optimizer updates the network {getattr(optimizer.net, 'name', '?')!r} "
+                             f"(another object), not the one given to the Trainer ({getattr(net, 'name', '?')!r})")
+        if schedule is not None and getattr(schedule, "optimizer", optimizer) is not optimizer:
+            raise ValueError("Trainer: the schedule drives the learning rate of another optimizer than the Trainer's")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Trainer: callbacks must be Callback instances, got {type(cb).__name__}")
@@ -671,7 +689,14 @@ def load_run(run_dir, which="best", load_data=True, root=None):
     history = list(ckpt.meta.get("history", []))
     hist_path = os.path.join(os.fspath(run_dir), "history.json")
     if os.path.isdir(os.fspath(run_dir)) and os.path.exists(hist_path):
-        with open(hist_path) as f:
-            history = json.load(f)
+        try:
+            with open(hist_path) as f:
+                history = json.load(f)
+        except (ValueError, UnicodeDecodeError) as exc:
+            # The checkpoint holds the same history: a damaged copy beside it must not make the run unusable.
+            import warnings
+            warnings.warn(f"{hist_path} is not valid JSON ({exc}); using the history saved in {path}", stacklevel=2)
+        if not isinstance(history, list):
+            history = list(ckpt.meta.get("history", []))
     meta = dict(ckpt.meta, checkpoint=path)
     return RunInfo(net, splits, history, meta)

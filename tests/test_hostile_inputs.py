@@ -212,3 +212,62 @@ def test_cifar_float_labels_are_not_truncated(tmp_path):
         pickle.dump(batch, f)
     with pytest.raises(ValueError, match=r"data_batch_1.*integers"):
         read_cifar10(tmp_path)
+
+
+# --- further hostile input through the public API --------------------------------------------------------------------
+
+def test_trainer_refuses_an_optimizer_of_another_network():
+    splits, net, other = synthetic_splits(), tiny_net(0), tiny_net(1)
+    with pytest.raises(ValueError, match="the optimizer updates the network .*another object"):
+        Trainer(net, splits, SGD(other), epochs=1, progress=False, verbose=False)
+    opt = SGD(net)
+    with pytest.raises(ValueError, match="schedule drives the learning rate of another optimizer"):
+        Trainer(net, splits, opt, schedule=ReduceOnPlateau(SGD(net)), epochs=1, progress=False, verbose=False)
+    with pytest.raises(TypeError, match="optimizer must be an optimiser"):
+        Trainer(net, splits, None, epochs=1, progress=False, verbose=False)
+
+
+def test_network_dtype_and_architecture_errors():
+    net = tiny_net()
+    with pytest.raises(TypeError, match=r"astype: parameters are float32 or float64, got int32"):
+        net.astype(np.int32)
+    with pytest.raises(TypeError, match="float16"):
+        net.astype(np.float16)
+    assert net["conv1"].params["W"].dtype == np.float32
+    with pytest.raises(ValueError, match=r"architecture entry 1 must be a dict with a 'type'"):
+        Sequential.from_config([{"type": "ReLU", "name": "r"}, {"name": "x"}])
+    with pytest.raises(ValueError, match=r"architecture entry 0"):
+        Sequential.from_config(["ReLU"])
+
+
+def test_metric_and_evaluation_arguments():
+    from minicnn.train import topk_correct
+    logits = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1, got 0"):
+        topk_correct(logits, np.array([0, 1]), 0)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got range \[0, 3\]"):
+        topk_correct(logits, np.array([0, 3]), 1)
+    splits = synthetic_splits()
+    with pytest.raises(ValueError, match="crop_pad must be an integer >= 0, got -1"):
+        evaluate(tiny_net(), splits.test, ten_crop=True, crop_pad=-1)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        evaluate(tiny_net(), splits.test, batch_size=0)
+
+
+def test_data_arguments():
+    from minicnn.data import stratified_subset
+    with pytest.raises(ValueError, match=r"stratified_subset: n must be >= 0, got -1"):
+        stratified_subset(np.arange(10), -1)
+    with pytest.raises(ValueError, match=r"seed must be >= 0.*-1"):
+        load_dataset("digits", seed=-1)
+
+
+def test_a_damaged_history_json_does_not_make_the_run_unusable(tmp_path):
+    from test_train import make_trainer
+    from minicnn.train import load_run
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.fit()
+    (tmp_path / "history.json").write_text('[{"epoch": 1, "lr"')
+    with pytest.warns(UserWarning, match="history.json is not valid JSON"):
+        run = load_run(tmp_path, load_data=False)
+    assert [row["epoch"] for row in run.history] == [1]
