@@ -1,5 +1,7 @@
 """Visualisations checked against what their docstrings say they compute (not only their shapes): each test
 builds the documented quantity by hand from forward and backward passes and compares."""
+import os
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,27 @@ def test_correspondence_is_the_mean_pairwise_sign_disagreement_of_the_changes():
     assert res.mean[0, 0] == pytest.approx(np.mean(pairs), rel=1e-12)
     assert res.std[0, 0] == pytest.approx(np.std(pairs), rel=1e-12, abs=1e-15)
     assert 0 < res.mean[0, 0] < 1
+
+
+def test_the_gallery_never_replaces_a_directory_that_is_not_a_gallery(tmp_path):
+    from minicnn.optim import SGD
+    from minicnn.train import Trainer
+    from minicnn.visualize import write_gallery
+    from test_visualize_analyses import synthetic_splits
+    splits, net = synthetic_splits(), small_net()
+    run = tmp_path / "run"
+    Trainer(net, splits, SGD(net, lr=0.05), batch_size=16, epochs=1, out_dir=run, progress=False, verbose=False).fit()
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(ValueError, match=r"exists and is not a minicnn gallery \(it holds best\.npz"):
+        write_gallery(net, splits, run, ["filters"])
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before            # the run survives
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(ValueError, match="is an existing file"):
+        write_gallery(net, splits, notes, ["filters"])
+    gallery = tmp_path / "gallery"
+    write_gallery(net, splits, gallery, ["filters", "saliency"])
+    write_gallery(net, splits, gallery, ["filters"])                             # an earlier gallery is replaced
+    assert sorted(os.listdir(gallery)) == ["filters_conv1.png", "index.html"]
+    (tmp_path / "empty").mkdir()
+    write_gallery(net, splits, tmp_path / "empty", ["filters"])
