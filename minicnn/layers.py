@@ -341,6 +341,10 @@ class Flatten(Layer):
 
     def backward(self, dy, rule="backprop", param_grads=True, need_dx=True):
         self._check_cache()
+        expected = (self.cache[0], int(np.prod(self.cache[1:])))
+        if tuple(getattr(dy, "shape", ())) != expected:
+            raise ValueError(f"{self.label}: upstream gradient must have shape {expected}, "
+                             f"got {tuple(getattr(dy, 'shape', ()))}")
         return dy.reshape(self.cache)
 
 

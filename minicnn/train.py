@@ -69,6 +69,8 @@ def check_run_dir(out_dir, *, resume=False, overwrite=False, hint="resume it (Tr
     """Refuse to train into ``out_dir`` when that would silently replace a run: it is a file, or it holds run
     files (``RUN_FILES``) and neither ``resume`` nor ``overwrite`` was asked for. Returns the run files found."""
     out_dir = os.fspath(out_dir)
+    if not out_dir:
+        raise RunDirectoryError("the run directory must be a path, got an empty string")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise RunDirectoryError(f"the run directory {out_dir!r} is an existing file, not a directory")
     if resume and overwrite:
@@ -398,7 +400,7 @@ class Trainer:
         if self.out_dir is not None:
             check_run_dir(self.out_dir, overwrite=True)        # a file there: fail now, not after an epoch
         self.overwrite = bool(overwrite)
-        self._owns_out_dir = False          # True once this trainer resumed from, or started writing, out_dir
+        self._owns_out_dir = None           # the out_dir this trainer resumed from or started writing (abspath)
         self.callbacks = list(callbacks)
         self.device = device
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
@@ -458,7 +460,7 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} cannot be resumed (nothing was changed): "
                                   f"{type(exc).__name__}: {exc}") from exc
         if self.out_dir is not None and os.path.abspath(path) == os.path.abspath(os.path.join(self.out_dir, CHECKPOINT)):
-            self._owns_out_dir = True        # continuing this directory's own run
+            self._owns_out_dir = os.path.abspath(self.out_dir)        # continuing this directory's own run
         return self
 
     def _restore(self, ckpt):
@@ -506,12 +508,12 @@ class Trainer:
 
     def _claim_out_dir(self):
         """Before the first write: refuse a directory that holds another run, or clear it when overwriting."""
-        if self.out_dir is None or self._owns_out_dir:
+        if self.out_dir is None or self._owns_out_dir == os.path.abspath(self.out_dir):
             return
         found = check_run_dir(self.out_dir, overwrite=self.overwrite)
         for name in found:
             os.unlink(os.path.join(self.out_dir, name))
-        self._owns_out_dir = True
+        self._owns_out_dir = os.path.abspath(self.out_dir)
 
     def _remove_stale_temp_files(self):
         """A run killed while writing leaves its temporary file (never a broken checkpoint): tidy it away."""

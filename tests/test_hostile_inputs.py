@@ -271,3 +271,11 @@ def test_a_damaged_history_json_does_not_make_the_run_unusable(tmp_path):
     with pytest.warns(UserWarning, match="history.json is not valid JSON"):
         run = load_run(tmp_path, load_data=False)
     assert [row["epoch"] for row in run.history] == [1]
+
+
+def test_flatten_backward_names_the_expected_gradient_shape():
+    flat = L.Flatten(name="flatten")
+    flat.forward(np.zeros((2, 3, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"Flatten 'flatten': upstream gradient must have shape \(2, 48\), got \(2, 47\)"):
+        flat.backward(np.zeros((2, 47), np.float32))
+    assert flat.backward(np.ones((2, 48), np.float32)).shape == (2, 3, 4, 4)

@@ -126,3 +126,17 @@ def test_resume_with_a_corrupt_run_json(tmp_path, capsys):
     (out / "run.json").write_text("[1, 2]")
     assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 2
     assert "holds no 'options' object" in capsys.readouterr().err
+
+
+def test_a_trainer_pointed_at_another_directory_is_checked_again(tmp_path):
+    other = make_trainer(tmp_path / "other", epochs=1)
+    other.fit()
+    before = snapshot(tmp_path / "other")
+    trainer = make_trainer(tmp_path / "mine", epochs=1)
+    trainer.fit()
+    trainer.out_dir, trainer.epochs = str(tmp_path / "other"), 2
+    with pytest.raises(RunDirectoryError, match="already holds a run"):
+        trainer.fit()
+    assert snapshot(tmp_path / "other") == before
+    with pytest.raises(RunDirectoryError, match="empty string"):
+        make_trainer("", epochs=1)
