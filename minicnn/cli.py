@@ -296,7 +296,7 @@ def build_parser():
 # Errors that a user's input causes (a bad option, a missing or corrupt file, a run directory in the way): one
 # line and exit status 2. Anything else is a bug in minicnn and keeps its traceback.
 _USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
-                IsADirectoryError, PermissionError, ImportError, FloatingPointError)
+                IsADirectoryError, PermissionError, ImportError, FloatingPointError, MemoryError)
 
 
 def _one_line(exc):

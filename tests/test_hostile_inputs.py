@@ -279,3 +279,12 @@ def test_flatten_backward_names_the_expected_gradient_shape():
     with pytest.raises(ValueError, match=r"Flatten 'flatten': upstream gradient must have shape \(2, 48\), got \(2, 47\)"):
         flat.backward(np.zeros((2, 47), np.float32))
     assert flat.backward(np.ones((2, 48), np.float32)).shape == (2, 3, 4, 4)
+
+
+def test_relative_error_never_passes_a_gradient_that_is_not_a_number():
+    from minicnn.gradcheck import relative_error
+    for a, n in (([0.0, 0.0], [np.nan, 0.0]), ([np.nan, 0.0], [0.0, 0.0]), ([1.0, 2.0], [1.0, np.inf]),
+                 ([np.inf], [np.inf])):
+        err = relative_error(np.array(a), np.array(n))
+        assert not err <= 1e-6, (a, n, err)
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
