@@ -10,6 +10,15 @@ Every layer has
 
 Only ReLU looks at ``rule``; every other layer's backward is the same under every rule (DESIGN §4).
 Parameters are float32 unless the net is converted with ``Sequential.astype``.
+
+Input contract, the same for every layer and every path (readable NumPy, fast CPU, GPU):
+- dtypes: float32 and float64 only; anything else is refused with the layer's name and the dtype it got.
+- empty batches: N = 0 is valid input; forward (and ``Sequential.forward``) returns an empty output of the shape
+  that N > 0 would give, and batch norm leaves its running statistics alone.
+- NaN and inf propagate through forward and backward: nothing clips, drops or hides a diverged activation.
+- the loss (``ops.softmax_cross_entropy``) is the exception: it refuses an empty batch (a mean over no rows)
+  and non-finite logits (training must stop on a diverged network).
+Bad sizes and settings (``Linear(0, 5)``, ``LRN(k=nan)``) are refused at construction, naming the layer.
 """
 from __future__ import annotations
 
