@@ -52,19 +52,23 @@ def _options(out, resume, given):
 def _check_options(o):
     """Every numeric option in range, before any data is loaded: a clear error naming the option and its value."""
     import math
+    import numbers
 
     def integer(key, minimum, optional=False):
         v = o[key]
         if v is None and optional:
             return
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
             raise ValueError(f"train_run: {key} must be an integer >= {minimum}, got {v!r}")
+        o[key] = int(v)                     # NumPy integers too; run.json gets plain JSON numbers
 
     def number(key, low, high=math.inf, low_open=False, optional=False):
         v = o[key]
         if v is None and optional:
             return
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+        if ok:
+            o[key] = float(v) if not isinstance(v, numbers.Integral) else v
         ok = ok and (v > low if low_open else v >= low) and v < high
         if not ok:
             interval = f"{'(' if low_open else '['}{low:g}, {high:g})"

@@ -375,10 +375,11 @@ class Trainer:
     def __init__(self, net, splits, optimizer, *, schedule=None, batch_size=128, epochs=10, augment=None, seed=0,
                  out_dir=None, callbacks=(), device="cpu", progress=None, verbose=True, data_options=None,
                  run_config=None, drop_last=False, overwrite=False):
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(epochs, int) or epochs < 0:
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"Trainer: epochs must be an integer >= 0, got {epochs!r}")
+        batch_size, epochs = int(batch_size), int(epochs)
         for part in ("train", "val"):
             if not hasattr(splits, part):
                 raise TypeError(f"Trainer: splits must have .train and .val datasets, got {type(splits).__name__}")

@@ -288,3 +288,11 @@ def test_relative_error_never_passes_a_gradient_that_is_not_a_number():
         err = relative_error(np.array(a), np.array(n))
         assert not err <= 1e-6, (a, n, err)
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+
+
+def test_numpy_scalars_are_numbers_too():
+    splits, net = synthetic_splits(n=24), tiny_net()
+    trainer = Trainer(net, splits, SGD(net, lr=np.float32(0.05)), batch_size=np.int64(8), epochs=np.int32(1),
+                      progress=False, verbose=False)
+    trainer.fit()
+    assert trainer.batch_size == 8 and type(trainer.epochs) is int
