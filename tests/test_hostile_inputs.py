@@ -296,3 +296,19 @@ def test_numpy_scalars_are_numbers_too():
                       progress=False, verbose=False)
     trainer.fit()
     assert trainer.batch_size == 8 and type(trainer.epochs) is int
+
+
+def test_make_splits_refuses_labels_without_a_class_name():
+    from minicnn.data import make_splits
+    x = np.zeros((6, 1, 4, 4), np.float32)
+    y = np.array([0, 1, 2, 0, 1, 3])
+    with pytest.raises(ValueError, match=r"test labels in \[3, 3\], outside 0\.\.2 for its 3 class names"):
+        make_splits(x, y, train_idx=[0, 1, 2], val_idx=[3, 4], test_idx=[5], class_names=["a", "b", "c"], name="d",
+                    hflip=False)
+
+
+def test_mnist_images_without_pixels(tmp_path):
+    xtr, ytr, xte, yte = mnist_arrays()
+    write_mnist(tmp_path, (xtr[:, :0, :], ytr, xte[:, :0, :], yte))
+    with pytest.raises(ValueError, match="have no pixels"):
+        read_mnist(tmp_path)

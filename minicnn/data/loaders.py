@@ -117,6 +117,8 @@ def read_mnist(root, name: str = "mnist"):
             raise ValueError(f"{func}: {split} labels must lie in 0..{MNIST_CLASSES - 1}, but label {bad} is "
                              f"{int(yi[bad])} ({MNIST_FILES[f'{split}_labels']} in {str(root)!r})")
     train_size, test_size = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if min(train_size + test_size) < 1:
+        raise ValueError(f"{func}: images in {str(root)!r} have no pixels (train {train_size}, test {test_size})")
     if train_size != test_size:
         raise ValueError(f"{func}: train and test images differ in size in {str(root)!r}: train images are "
                          f"{train_size[0]}x{train_size[1]}, test images {test_size[0]}x{test_size[1]}")
