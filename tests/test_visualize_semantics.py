@@ -124,3 +124,27 @@ def test_the_gallery_never_replaces_a_directory_that_is_not_a_gallery(tmp_path):
     assert sorted(os.listdir(gallery)) == ["filters_conv1.png", "index.html"]
     (tmp_path / "empty").mkdir()
     write_gallery(net, splits, tmp_path / "empty", ["filters"])
+
+
+def test_visualization_arguments_are_checked_by_name():
+    from minicnn.visualize import top_k
+    net = small_net()
+    x = np.random.default_rng(15).standard_normal((4, 1, 12, 12)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1, got 0"):
+        top_k(net, x, "conv1", k=0, show_progress=False)
+    with pytest.raises(ValueError, match=r"labels must be 4 integers \(one per image\)"):
+        invariance(net, x, [0], "rotate", amounts=[0, 10])
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2, got \[0, 1, 2, 9\]"):
+        invariance(net, x, [0, 1, 2, 9], "rotate", amounts=[0, 10])
+    with pytest.raises(ValueError, match="at least one image and one amount"):
+        invariance(net, x, [0, 1, 2, 0], "rotate", amounts=[])
+    with pytest.raises(ValueError, match="rotate amount must be a finite number, got nan"):
+        transform(x[0], "rotate", float("nan"))
+
+
+def test_projections_of_an_empty_batch_are_empty():
+    from minicnn.ops._cpu_fast import reference_paths
+    net = small_net()
+    with reference_paths():           # the readable ops accept N = 0 (the fast paths are the ops' own business)
+        assert project(net, np.zeros((0, 1, 12, 12), np.float32), "conv2", 0).shape == (0, 1, 12, 12)
+        assert saliency(net, np.zeros((0, 1, 12, 12), np.float32)).shape == (0, 12, 12)
