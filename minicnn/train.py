@@ -575,11 +575,18 @@ class Trainer:
         """Before any epoch: images that would turn every weight into NaN, and a plateau schedule with nothing
         to watch, are refused with what is wrong and where (not discovered as a diverged loss epochs later)."""
         for part in ("train", "val"):
+            y = np.asarray(getattr(self.splits, part).y)
+            if y.dtype.kind not in "iu":
+                raise TypeError(f"Trainer: {part} labels must be integers, got dtype {y.dtype}")
             x = np.asarray(getattr(self.splits, part).x)
             if x.dtype.kind == "f" and not np.isfinite(x).all():
                 bad = np.flatnonzero(~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1))
                 raise ValueError(f"Trainer: {len(bad)} {part} image(s) contain NaN or inf (the first is image "
                                  f"{int(bad[0])}); clean the data before training")
+        n_train = len(self.splits.train.y)
+        if n_train == 0 or (self.drop_last and n_train < self.batch_size):
+            raise ValueError(f"Trainer: no training batch (train images: {n_train}, batch_size {self.batch_size}, "
+                             f"drop_last={self.drop_last})")
         if len(self.splits.val.y) == 0 and isinstance(self.schedule, ReduceOnPlateau):
             raise ValueError("Trainer: ReduceOnPlateau watches the validation accuracy, but the validation set is "
                              "empty; use a step or constant schedule, or hold out validation images")

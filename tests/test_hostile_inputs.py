@@ -312,3 +312,21 @@ def test_mnist_images_without_pixels(tmp_path):
     write_mnist(tmp_path, (xtr[:, :0, :], ytr, xte[:, :0, :], yte))
     with pytest.raises(ValueError, match="have no pixels"):
         read_mnist(tmp_path)
+
+
+def test_trainer_refuses_empty_training_sets_and_float_labels():
+    from types import SimpleNamespace
+    s = synthetic_splits(n=24)
+    net = tiny_net()
+    empty = ArrayDataset(np.zeros((0, *s.train.x.shape[1:]), np.float32), np.zeros(0, np.int64))
+    splits = Splits(train=empty, val=s.val, test=s.test, class_names=s.class_names, mean=s.mean, name="x", hflip=True)
+    with pytest.raises(ValueError, match=r"no training batch \(train images: 0"):
+        Trainer(net, splits, SGD(net), epochs=1, progress=False, verbose=False).fit()
+    with pytest.raises(ValueError, match=r"no training batch \(train images: 12, batch_size 16, drop_last=True\)"):
+        Trainer(net, s, SGD(net), batch_size=16, epochs=1, drop_last=True, progress=False, verbose=False).fit()
+    floats = SimpleNamespace(train=SimpleNamespace(x=s.train.x, y=s.train.y + 0.7), val=s.val, mean=s.mean, name="f")
+    before = net.state_dict()
+    with pytest.raises(TypeError, match="train labels must be integers, got dtype float64"):
+        Trainer(net, floats, SGD(net), epochs=1, progress=False, verbose=False).fit()
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
