@@ -171,7 +171,8 @@ class SGD:
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"SGD.load_state_dict: momentum buffer {key} is not an array: {exc}") from None
             if v.dtype.kind not in "fiu":
-                raise ValueError(f"SGD.load_state_dict: momentum buffer {key} must hold real numbers, got dtype {v.dtype}")
+                raise ValueError(f"SGD.load_state_dict: momentum buffer {key} must hold real numbers, "
+                                 f"got dtype {v.dtype}")
             if tuple(v.shape) != tuple(W.shape):
                 raise ValueError(f"SGD.load_state_dict: momentum buffer {key} has shape {tuple(v.shape)}, "
                                  f"but the parameter has shape {tuple(W.shape)}")

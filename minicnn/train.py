@@ -368,8 +368,9 @@ class Trainer:
     out_dir: run directory (None: keep nothing on disk). callbacks: ``Callback`` instances.
     device: "cpu" or "gpu". progress: show a tqdm bar (default: when stderr is a terminal).
     overwrite: replace a run already in ``out_dir`` (its run files are deleted when ``fit`` starts); without it,
-    ``fit`` refuses such a directory unless ``resume`` loaded it. verbose: print one line per epoch. data_options: how the data was loaded (name and keyword arguments of
-    ``load_dataset``), saved so ``load_run`` can rebuild the same split. run_config: extra JSON saved in run.json.
+    ``fit`` refuses such a directory unless ``resume`` loaded it. verbose: print one line per epoch.
+    data_options: how the data was loaded (name and keyword arguments of ``load_dataset``), saved so ``load_run``
+    can rebuild the same split. run_config: extra JSON saved in run.json.
     """
 
     def __init__(self, net, splits, optimizer, *, schedule=None, batch_size=128, epochs=10, augment=None, seed=0,
@@ -460,7 +461,9 @@ class Trainer:
                 raise
             raise CheckpointError(f"checkpoint {path} cannot be resumed (nothing was changed): "
                                   f"{type(exc).__name__}: {exc}") from exc
-        if self.out_dir is not None and os.path.abspath(path) == os.path.abspath(os.path.join(self.out_dir, CHECKPOINT)):
+        own_checkpoint = self.out_dir is not None and \
+            os.path.abspath(path) == os.path.abspath(os.path.join(self.out_dir, CHECKPOINT))
+        if own_checkpoint:
             self._owns_out_dir = os.path.abspath(self.out_dir)        # continuing this directory's own run
         return self
 
@@ -491,7 +494,8 @@ class Trainer:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "schedule": None if self.schedule is None else self.schedule.state_dict(),
                 "rng": _rng_state(self.rng),
-                "dropout": {layer.name: _rng_state(layer.rng) for layer in self.net.layers if isinstance(layer, Dropout)},
+                "dropout": {layer.name: _rng_state(layer.rng) for layer in self.net.layers
+                            if isinstance(layer, Dropout)},
                 "trainer": (self.epoch, list(self.history), self.best_val, self.best_epoch)}
 
     def _restore_snapshot(self, snap):

@@ -1,10 +1,8 @@
 """Run directories are never replaced without being asked, and an interrupted run gets advice that works."""
 import json
 
-import numpy as np
 import pytest
 
-from minicnn import train as train_mod
 from minicnn.cli import main
 from minicnn.optim import SGD
 from minicnn.train import RunDirectoryError, Trainer, load_checkpoint
