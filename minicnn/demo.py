@@ -36,6 +36,9 @@ def run_demo(out_dir="runs/demo", device="cpu", *, progress=None, verbose=True, 
     overwrite: replace a run already in ``out_dir`` (without it, such a directory is refused).
     """
     from .experiment import train_run
+    from .train import check_run_dir
+    check_run_dir(out_dir, overwrite=overwrite, hint="run the demo again with --overwrite to replace it "
+                  "(Python: overwrite=True), or give another --out")
     start = time.perf_counter()
     settings = {**DEMO_SETTINGS, **overrides}
     callbacks = ()

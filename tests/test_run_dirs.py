@@ -138,3 +138,11 @@ def test_a_trainer_pointed_at_another_directory_is_checked_again(tmp_path):
     assert snapshot(tmp_path / "other") == before
     with pytest.raises(RunDirectoryError, match="empty string"):
         make_trainer("", epochs=1)
+
+
+def test_demo_refuses_to_replace_a_run_and_says_how(tmp_path, capsys):
+    (tmp_path / "checkpoint.npz").write_bytes(b"an earlier run")
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "--resume" not in err                # the demo has no --resume
+    assert (tmp_path / "checkpoint.npz").read_bytes() == b"an earlier run"
