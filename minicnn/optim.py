@@ -41,7 +41,7 @@ def clip_filter_rms(net, radius=0.1):
     Filters at or below the radius are left untouched (bit for bit). Works in place on every Conv2D layer of
     ``net``. Returns the number of filters that were rescaled.
     """
-    if not radius > 0:
+    if not _real(radius, "radius", "clip_filter_rms") > 0:
         raise ValueError(f"clip_filter_rms: radius must be > 0, got {radius!r}")
     clipped = 0
     for layer in net.layers:

@@ -122,6 +122,9 @@ class ReduceOnPlateau(_Schedule):
         if metric is None:
             raise ValueError("ReduceOnPlateau.step: needs the monitored validation metric, got None")
         metric = float(metric)
+        if math.isnan(metric):
+            raise ValueError("ReduceOnPlateau.step: the monitored metric is NaN (an empty validation set, or a "
+                             "diverged network); a plateau cannot be judged on it")
         if self._improves(metric):
             self.best, self.bad_epochs = metric, 0
         else:

@@ -248,3 +248,15 @@ def test_checkpoint_with_a_truncated_history_or_rng(tmp_path):
     with pytest.raises(CheckpointError, match="nothing was changed"):
         fresh.resume(path)
     assert_same_weights(fresh.net.state_dict(), before)
+
+
+def test_plateau_refuses_a_nan_metric_and_clipping_a_non_finite_radius():
+    from minicnn.optim import clip_filter_rms
+    opt = SGD(small_net(), lr=0.1)
+    sched = ReduceOnPlateau(opt, patience=0)
+    with pytest.raises(ValueError, match="metric is NaN"):
+        sched.step(1, float("nan"))
+    assert opt.lr == 0.1 and sched.bad_epochs == 0
+    for radius in (math.inf, math.nan, 0.0):
+        with pytest.raises(ValueError, match="radius"):
+            clip_filter_rms(small_net(), radius)
