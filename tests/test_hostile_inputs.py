@@ -265,8 +265,9 @@ def test_data_arguments():
 def test_a_damaged_history_json_does_not_make_the_run_unusable(tmp_path):
     from test_train import make_trainer
     from minicnn.train import load_run
-    trainer = make_trainer(tmp_path, epochs=1)
+    trainer = make_trainer(None, epochs=1)
     trainer.fit()
+    trainer.save(tmp_path / "best.npz")
     (tmp_path / "history.json").write_text('[{"epoch": 1, "lr"')
     with pytest.warns(UserWarning, match="history.json is not valid JSON"):
         run = load_run(tmp_path, load_data=False)

@@ -103,13 +103,13 @@ def test_correspondence_is_the_mean_pairwise_sign_disagreement_of_the_changes():
 
 
 def test_the_gallery_never_replaces_a_directory_that_is_not_a_gallery(tmp_path):
-    from minicnn.optim import SGD
-    from minicnn.train import Trainer
+    from minicnn.train import save_checkpoint
     from minicnn.visualize import write_gallery
     from test_visualize_analyses import synthetic_splits
     splits, net = synthetic_splits(), small_net()
     run = tmp_path / "run"
-    Trainer(net, splits, SGD(net, lr=0.05), batch_size=16, epochs=1, out_dir=run, progress=False, verbose=False).fit()
+    save_checkpoint(run / "best.npz", net)
+    (run / "run.json").write_text("{}")
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     with pytest.raises(ValueError, match=r"exists and is not a minicnn gallery \(it holds best\.npz"):
         write_gallery(net, splits, run, ["filters"])
@@ -119,7 +119,8 @@ def test_the_gallery_never_replaces_a_directory_that_is_not_a_gallery(tmp_path):
     with pytest.raises(ValueError, match="is an existing file"):
         write_gallery(net, splits, notes, ["filters"])
     gallery = tmp_path / "gallery"
-    write_gallery(net, splits, gallery, ["filters", "saliency"])
+    write_gallery(net, splits, gallery, ["filters"])
+    (gallery / "stale.png").write_bytes(b"from an earlier gallery")
     write_gallery(net, splits, gallery, ["filters"])                             # an earlier gallery is replaced
     assert sorted(os.listdir(gallery)) == ["filters_conv1.png", "index.html"]
     (tmp_path / "empty").mkdir()
