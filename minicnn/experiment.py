@@ -227,9 +227,9 @@ def _write_results(out, results, history, options):
 
 def evaluate_run(run_dir, *, ten_crop=False, which="best", split="test", batch_size=256, root=None):
     """Reload a run (network and the same data split) and evaluate it. Returns {"loss", "top1", "top5", "n", ...}."""
-    info = load_run(run_dir, which=which, root=root)
-    if split not in ("train", "val", "test"):
+    if split not in ("train", "val", "test"):       # before loading a whole dataset
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    info = load_run(run_dir, which=which, root=root)
     dataset = getattr(info.splits, split)
     res = evaluate(info.net, dataset, batch_size=batch_size)
     res = {"split": split, "checkpoint": info.meta["checkpoint"], "epoch": info.meta["epoch"], **res}
