@@ -34,13 +34,19 @@ def _options(out, resume, given):
     options = dict(DEFAULTS)
     if resume:
         path = os.path.join(out, "run.json")
-        if not os.path.exists(path):
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    saved = json.load(f)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot resume: {path} is not valid JSON (corrupt or truncated?): {exc}") from None
+        elif os.path.exists(os.path.join(out, CHECKPOINT)):
+            # run.json lost: the checkpoint keeps the same options (meta["run"]), so the run is not lost with it.
+            from .train import load_checkpoint
+            path = os.path.join(out, CHECKPOINT)
+            saved = load_checkpoint(path).meta.get("run")
+        else:
             raise FileNotFoundError(f"cannot resume: {path} does not exist (train into {out} first)")
-        try:
-            with open(path) as f:
-                saved = json.load(f)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot resume: {path} is not valid JSON (corrupt or truncated?): {exc}") from None
         saved = saved.get("options") if isinstance(saved, dict) else None
         if not isinstance(saved, dict):
             raise ValueError(f"cannot resume: {path} holds no 'options' object (not a minicnn run.json?)")

@@ -146,3 +146,12 @@ def test_demo_refuses_to_replace_a_run_and_says_how(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--overwrite" in err and "--resume" not in err                # the demo has no --resume
     assert (tmp_path / "checkpoint.npz").read_bytes() == b"an earlier run"
+
+
+def test_resume_without_run_json_uses_the_options_in_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    (out / "run.json").unlink()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert load_checkpoint(out / "checkpoint.npz").epoch == 2
+    assert json.loads((out / "run.json").read_text())["options"]["width"] == 4
