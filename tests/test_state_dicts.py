@@ -260,3 +260,19 @@ def test_plateau_refuses_a_nan_metric_and_clipping_a_non_finite_radius():
     for radius in (math.inf, math.nan, 0.0):
         with pytest.raises(ValueError, match="radius"):
             clip_filter_rms(small_net(), radius)
+
+
+def test_sgd_accepts_momentum_buffers_as_lists_like_the_network_does():
+    net = small_net()
+    opt = SGD(net, lr=0.1)
+    grads_step(net, opt, 3)
+    state = opt.state_dict()
+    as_lists = {"hyperparams": state["hyperparams"], "velocity": {k: v.tolist() for k, v in state["velocity"].items()}}
+    fresh = SGD(net)
+    fresh.load_state_dict(as_lists)
+    for key, v in opt.velocity.items():
+        assert fresh.velocity[key].dtype == np.float32
+        np.testing.assert_array_equal(fresh.velocity[key], v)
+    as_lists["velocity"]["fc1.b"] = ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"fc1\.b must hold real numbers"):
+        fresh.load_state_dict(as_lists)
