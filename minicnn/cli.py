@@ -21,6 +21,36 @@ def _shape(text):
     return parts
 
 
+def _positive_ints(text):
+    """argparse type: comma-separated integers >= 1 (``--threads 1,2``)."""
+    try:
+        values = [int(p) for p in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 (e.g. 1,2), got {text!r}")
+    return text
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _sections(text):
+    known = ("conv", "pool", "lrn", "train", "memory")
+    unknown = sorted(set(text.split(",")) - set(known))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown section(s) {', '.join(map(repr, unknown))}; "
+                                         f"choose from {','.join(known)}")
+    return text
+
+
 # --- summary ---------------------------------------------------------------------------------------------
 
 _DEFAULT_INPUT = {"lenet5": (1, 32, 32), "alexnet": (3, 227, 227), "zfnet": (3, 224, 224), "vgg16": (3, 224, 224),
@@ -82,15 +112,44 @@ def _cmd_train(args):
     if args.no_hflip:
         options["hflip"] = False
     out = args.out or f"runs/{args.data or 'shapes'}-{args.model or 'zfnet_small'}"
+    started = _started_callback()
     try:
-        train_run(out, resume=args.resume, device=args.device, progress=False if args.no_progress else None,
-                  ten_crop=args.ten_crop, **options)
+        train_run(out, resume=args.resume, overwrite=args.overwrite, device=args.device,
+                  progress=False if args.no_progress else None, ten_crop=args.ten_crop, callbacks=[started],
+                  **options)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {out}/checkpoint.npz holds the last finished epoch. Continue with:\n"
-              f"  minicnn train --out {out} --resume", file=sys.stderr)
+        print(f"\n{_interrupted_advice(out, started.began)}", file=sys.stderr)
         return 130
     print(f"run directory: {out} (summary.txt, curves.png, history.csv, checkpoint.npz, best.npz)")
     return 0
+
+
+def _started_callback():
+    """A Callback that notes whether ``fit`` began (so that the run directory's files are this run's)."""
+    from .train import Callback
+
+    class Started(Callback):
+        began = False
+
+        def on_train_begin(self, trainer):
+            self.began = True
+    return Started()
+
+
+def _interrupted_advice(out, began):
+    """What an interrupted ``minicnn train`` left behind, and the command that continues it: the truth in each case."""
+    import os
+    from .train import CHECKPOINT, CheckpointError, load_checkpoint
+    if not began:
+        return f"interrupted before training began; nothing in {out} was changed by this command"
+    path = os.path.join(out, CHECKPOINT)
+    try:
+        epoch = load_checkpoint(path).epoch
+    except (FileNotFoundError, CheckpointError):
+        return (f"interrupted before epoch 1 finished: no checkpoint was written yet. Start the run again, with the "
+                f"options saved in {os.path.join(out, 'run.json')}:  minicnn train --out {out} --resume")
+    return (f"interrupted; {path} holds epoch {epoch}, the last finished one. Continue with:  "
+            f"minicnn train --out {out} --resume")
 
 
 def _cmd_evaluate(args):
@@ -118,7 +177,12 @@ def _cmd_evaluate(args):
 def _cmd_demo(args):
     from .demo import run_demo
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    run_demo(args.out, device=args.device, progress=False if args.no_progress else None, **overrides)
+    try:
+        run_demo(args.out, device=args.device, progress=False if args.no_progress else None,
+                 overwrite=args.overwrite, **overrides)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; start the demo again with:  minicnn demo --out {args.out} --overwrite", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -150,6 +214,7 @@ def _add_train_parser(sub):
     p.add_argument("--val-fraction", type=float, default=None)
     p.add_argument("--test-fraction", type=float, default=None)
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.npz with the options saved in the run")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in OUT (refused without it)")
     p.add_argument("--ten-crop", action="store_true", help="also report ZF ten-crop test accuracy at the end")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -169,6 +234,7 @@ def _add_train_parser(sub):
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--epochs", type=int, default=None, help="override the demo's number of epochs")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in OUT (refused without it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
 
@@ -268,8 +334,15 @@ def _add_import_parsers(sub):
     p.set_defaults(func=_cmd_predict)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (the usage is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minicnn", description="A convolutional-network framework written to be read.")
+    parser = _Parser(prog="minicnn", description="A convolutional-network framework written to be read.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, memory and receptive fields of a zoo model")
@@ -286,9 +359,10 @@ def build_parser():
     p = sub.add_parser("bench", help="CPU speed of conv, pooling, LRN and a training step vs sgemm and PyTorch",
                        description="Runs benchmarks/bench_ops.py (see its docstring for what the columns mean).")
     p.add_argument("--quick", action="store_true", help="tiny batches, one repeat: a smoke test")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 7)")
-    p.add_argument("--sections", default="conv,pool,lrn,train,memory", help="subset of conv,pool,lrn,train,memory")
+    p.add_argument("--threads", type=_positive_ints, default="1,2", help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--repeats", type=_positive_int, default=None, help="timed runs per figure (default 7)")
+    p.add_argument("--sections", type=_sections, default="conv,pool,lrn,train,memory",
+                   help="subset of conv,pool,lrn,train,memory")
     p.add_argument("--only", default=None, help="only the rows whose label contains this text")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when importable")
     p.set_defaults(func=_cmd_bench)
@@ -298,12 +372,37 @@ def build_parser():
     return parser
 
 
+# Errors that a user's input causes (a bad option, a missing or corrupt file, a run directory in the way): one
+# line and exit status 2. Anything else is a bug in minicnn and keeps its traceback.
+_USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                IsADirectoryError, PermissionError, ImportError, FloatingPointError, MemoryError)
+
+
+def _one_line(exc):
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status (2: misuse)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:               # --help (0) or a parse error (2, already printed on one line)
+        return exc.code if isinstance(exc.code, int) else 0
+    name = f"minicnn {args.command}"
+    if getattr(args, "device", "cpu") == "gpu":
+        from . import backend
+        if not backend.gpu_available():
+            print(f"{name}: error: --device gpu, but no GPU is usable here: "
+                  f"{' '.join(str(backend.gpu_unavailable_reason()).split())}", file=sys.stderr)
+            return 2
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as exc:
-        print(f"minicnn {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as exc:
+        print(f"{name}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 

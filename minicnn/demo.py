@@ -26,21 +26,27 @@ DEMO_SETTINGS = dict(model="zfnet_small", data="digits", image_size=24, width=16
                      step_size=14, crop_pad=2, seed=0)
 
 
-def run_demo(out_dir="runs/demo", device="cpu", *, progress=None, verbose=True, gallery=True, **overrides):
+def run_demo(out_dir="runs/demo", device="cpu", *, progress=None, verbose=True, gallery=True, overwrite=False,
+             **overrides):
     """Train the demo network into ``out_dir`` and print where the results are. Returns the results dict
     (test accuracy, wall time, ...; ``results["trainer"]`` is the Trainer, ``trainer.net`` the trained net).
 
     overrides: any option of ``minicnn.experiment.train_run`` (e.g. ``epochs=2`` for a quick look).
     gallery: also record feature evolution while training and draw the visualization gallery (``out_dir/gallery``).
+    overwrite: replace a run already in ``out_dir`` (without it, such a directory is refused).
     """
     from .experiment import train_run
+    from .train import check_run_dir
+    check_run_dir(out_dir, overwrite=overwrite, hint="run the demo again with --overwrite to replace it "
+                  "(Python: overwrite=True), or give another --out")
     start = time.perf_counter()
     settings = {**DEMO_SETTINGS, **overrides}
     callbacks = ()
     if gallery:   # feature evolution (ZF Fig. 4) is recorded during training, for the gallery below
         from .visualize.gallery import demo_callbacks
         callbacks = demo_callbacks(out_dir, settings["epochs"])
-    results = train_run(out_dir, device=device, progress=progress, verbose=verbose, callbacks=callbacks, **settings)
+    results = train_run(out_dir, device=device, progress=progress, verbose=verbose, callbacks=callbacks,
+                        overwrite=overwrite, **settings)
 
     # --- visualization gallery hook -------------------------------------------------------------------
     # The visualization work adds the deconvnet gallery here: it receives the run directory and the

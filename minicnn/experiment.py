@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from .train import BEST, CHECKPOINT, Trainer, _atomic_write_text, evaluate, load_run
+from .train import BEST, CHECKPOINT, Trainer, _atomic_write_text, check_run_dir, evaluate, load_run
 
 __all__ = ["DEFAULTS", "train_run", "evaluate_run"]
 
@@ -34,23 +34,90 @@ def _options(out, resume, given):
     options = dict(DEFAULTS)
     if resume:
         path = os.path.join(out, "run.json")
-        if not os.path.exists(path):
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    saved = json.load(f)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot resume: {path} is not valid JSON (corrupt or truncated?): {exc}") from None
+        elif os.path.exists(os.path.join(out, CHECKPOINT)):
+            # run.json lost: the checkpoint keeps the same options (meta["run"]), so the run is not lost with it.
+            from .train import load_checkpoint
+            path = os.path.join(out, CHECKPOINT)
+            saved = load_checkpoint(path).meta.get("run")
+        else:
             raise FileNotFoundError(f"cannot resume: {path} does not exist (train into {out} first)")
-        with open(path) as f:
-            options.update(json.load(f).get("options", {}))
+        saved = saved.get("options") if isinstance(saved, dict) else None
+        if not isinstance(saved, dict):
+            raise ValueError(f"cannot resume: {path} holds no 'options' object (not a minicnn run.json?)")
+        options.update({k: v for k, v in saved.items() if k in DEFAULTS})
     options.update({k: v for k, v in given.items() if v is not None})
     return options
 
 
-def train_run(out="runs/run", *, resume=False, device="cpu", progress=None, verbose=True, callbacks=(),
-              ten_crop=False, **given):
+def _check_options(o):
+    """Every numeric option in range, before any data is loaded: a clear error naming the option and its value."""
+    import math
+    import numbers
+
+    def integer(key, minimum, optional=False):
+        v = o[key]
+        if v is None and optional:
+            return
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
+            raise ValueError(f"train_run: {key} must be an integer >= {minimum}, got {v!r}")
+        o[key] = int(v)                     # NumPy integers too; run.json gets plain JSON numbers
+
+    def number(key, low, high=math.inf, low_open=False, optional=False):
+        v = o[key]
+        if v is None and optional:
+            return
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+        if ok:
+            o[key] = float(v) if not isinstance(v, numbers.Integral) else v
+        ok = ok and (v > low if low_open else v >= low) and v < high
+        if not ok:
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g})"
+            raise ValueError(f"train_run: {key} must be a finite number in {interval}, got {v!r}")
+
+    integer("epochs", 1)
+    integer("batch_size", 1)
+    integer("seed", 0)
+    integer("patience", 0)
+    integer("crop_pad", 0)
+    integer("step_size", 1, optional=True)
+    integer("image_size", 4, optional=True)
+    integer("width", 1, optional=True)
+    integer("n_samples", 1, optional=True)
+    number("lr", 0, low_open=True)
+    number("momentum", 0, 1)
+    number("weight_decay", 0)
+    number("clip_radius", 0, optional=True)
+    number("dropout", 0, 1, optional=True)
+    number("val_fraction", 0, 1)
+    number("test_fraction", 0, 1)
+    if o["schedule"] not in ("plateau", "step", "constant"):
+        raise ValueError(f"train_run: schedule must be 'plateau', 'step' or 'constant', got {o['schedule']!r}")
+    for key in ("model", "data"):
+        if not isinstance(o[key], str):
+            raise ValueError(f"train_run: {key} must be a name (str), got {o[key]!r}")
+    from .models import MODELS
+    if o["model"] not in MODELS:
+        raise ValueError(f"train_run: unknown model {o['model']!r}; available: {', '.join(MODELS)}")
+
+
+def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", progress=None, verbose=True,
+              callbacks=(), ten_crop=False, **given):
     """Train a zoo model on a dataset into the run directory ``out``; return the results dict.
 
     Options (see ``DEFAULTS``): model, data, epochs, lr, momentum, weight_decay, batch_size, image_size, seed,
     clip_radius (0 or None: no clipping), schedule ("plateau" | "step" | "constant"), patience, step_size
     (default: two thirds of the epochs), crop_pad (random-crop padding, 0: none), hflip (None: as the dataset allows), width and dropout
     (zfnet_small), n_samples, root, val_fraction, test_fraction.
-    resume: continue from ``out/checkpoint.npz`` with the options saved in ``out/run.json`` (explicit options win).
+    resume: continue from ``out/checkpoint.npz`` with the options saved in ``out/run.json`` (explicit options win);
+    a run stopped before its first epoch finished (run.json, no checkpoint) starts again from epoch 1.
+    overwrite: replace the run already in ``out``. Without ``resume`` or ``overwrite``, a directory that already
+    holds a run is refused (RunDirectoryError), as is an ``out`` that is a file.
     After training, the best-validation weights are evaluated on the test split (and with ten crops if asked).
     """
     from .data import Augment, load_dataset
@@ -59,7 +126,12 @@ def train_run(out="runs/run", *, resume=False, device="cpu", progress=None, verb
     from .schedule import make_schedule
 
     out = os.fspath(out)
+    check_run_dir(out, resume=resume, overwrite=overwrite, hint="pass --resume to continue it or --overwrite to "
+                  "replace it (Python: resume=True / overwrite=True)")
     o = _options(out, resume, given)
+    _check_options(o)
+    # A run interrupted before its first checkpoint has nothing to continue: start it again, same options.
+    restart = resume and not os.path.exists(os.path.join(out, CHECKPOINT))
     data_options = {"name": o["data"], "subtract_mean": True, **{k: o[k] for k in _DATA_KEYS if o[k] is not None}}
     data_kwargs = {k: v for k, v in data_options.items() if k != "name"}
     t0 = time.perf_counter()
@@ -80,8 +152,12 @@ def train_run(out="runs/run", *, resume=False, device="cpu", progress=None, verb
     trainer = Trainer(net, splits, optimizer, schedule=schedule, batch_size=o["batch_size"], epochs=o["epochs"],
                       augment=augment, seed=o["seed"], out_dir=out, callbacks=callbacks, device=device,
                       progress=progress, verbose=verbose, data_options=data_options,
-                      run_config={"options": o, "model_kwargs": model_kwargs})
-    if resume:
+                      run_config={"options": o, "model_kwargs": model_kwargs}, overwrite=overwrite or restart)
+    if restart:
+        if verbose:
+            print(f"{out} has no checkpoint yet (stopped before epoch 1 finished): starting it again from epoch 1 "
+                  f"with the options in {os.path.join(out, 'run.json')}", flush=True)
+    elif resume:
         trainer.resume()
         if verbose:
             print(f"resuming {out} after epoch {trainer.epoch} of {trainer.epochs}", flush=True)
@@ -157,9 +233,9 @@ def _write_results(out, results, history, options):
 
 def evaluate_run(run_dir, *, ten_crop=False, which="best", split="test", batch_size=256, root=None):
     """Reload a run (network and the same data split) and evaluate it. Returns {"loss", "top1", "top5", "n", ...}."""
-    info = load_run(run_dir, which=which, root=root)
-    if split not in ("train", "val", "test"):
+    if split not in ("train", "val", "test"):       # before loading a whole dataset
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    info = load_run(run_dir, which=which, root=root)
     dataset = getattr(info.splits, split)
     res = evaluate(info.net, dataset, batch_size=batch_size)
     res = {"split": split, "checkpoint": info.meta["checkpoint"], "epoch": info.meta["epoch"], **res}

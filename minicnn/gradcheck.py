@@ -21,10 +21,13 @@ GRADCHECK_TOLERANCE = 1e-6
 
 
 def relative_error(analytic, numeric):
-    """max|a - n| / max(max|a|, max|n|); 0 when both are exactly zero."""
+    """max|a - n| / max(max|a|, max|n|); 0 when both are exactly zero; NaN when either holds NaN or inf (so that
+    no ``error <= tolerance`` check can pass on a gradient that is not a number)."""
     a, n = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
     if a.shape != n.shape:
         raise ValueError(f"relative_error: shapes differ, analytic {a.shape} vs numeric {n.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(n).all()):
+        return float("nan")
     scale = max(np.abs(a).max(initial=0.0), np.abs(n).max(initial=0.0))
     if scale == 0.0:
         return 0.0

@@ -10,6 +10,15 @@ Every layer has
 
 Only ReLU looks at ``rule``; every other layer's backward is the same under every rule (DESIGN §4).
 Parameters are float32 unless the net is converted with ``Sequential.astype``.
+
+Input contract, the same for every layer and every path (readable NumPy, fast CPU, GPU):
+- dtypes: float32 and float64 only; anything else is refused with the layer's name and the dtype it got.
+- empty batches: N = 0 is valid input; forward (and ``Sequential.forward``) returns an empty output of the shape
+  that N > 0 would give, and batch norm leaves its running statistics alone.
+- NaN and inf propagate through forward and backward: nothing clips, drops or hides a diverged activation.
+- the loss (``ops.softmax_cross_entropy``) is the exception: it refuses an empty batch (a mean over no rows)
+  and non-finite logits (training must stop on a diverged network).
+Bad sizes and settings (``Linear(0, 5)``, ``LRN(k=nan)``) are refused at construction, naming the layer.
 """
 from __future__ import annotations
 
@@ -36,6 +45,8 @@ def init_weights(shape, fan_in, init, rng, dtype=np.float32):
         std = 1e-2
     elif isinstance(init, (int, float)) and not isinstance(init, bool):
         std = float(init)
+        if not (math.isfinite(std) and std >= 0):
+            raise ValueError(f"init: a standard deviation must be finite and >= 0, got {init!r}")
     else:
         raise ValueError(f"unknown initialiser {init!r}; expected 'he', 'zf', 'zeros' or a standard deviation")
     rng = rng if rng is not None else np.random.default_rng()
@@ -43,6 +54,20 @@ def init_weights(shape, fan_in, init, rng, dtype=np.float32):
     w = rng.standard_normal(shape, dtype=np.float32)
     w *= np.float32(std)
     return w.astype(dtype, copy=False)
+
+
+def _count(value, what, where):
+    """``value`` as an int >= 1 (a size: channels, features), or a ValueError naming the layer and argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: {what} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _finite(value, what, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value):
+        raise ValueError(f"{where}: {what} must be a finite number, got {value!r}")
+    return value
 
 
 class Layer:
@@ -118,6 +143,8 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels, out_channels, kernel, stride=1, pad=0, init="he", bias=0.0, rng=None, name=None):
         super().__init__(name)
+        for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            _count(value, what, f"Conv2D {name!r}")
         kh, kw = pair(kernel, "kernel", name or "Conv2D")
         if kh < 1 or kw < 1 or in_channels < 1 or out_channels < 1:
             raise ValueError(f"Conv2D {name!r}: kernel and channel counts must be >= 1, got kernel {(kh, kw)}, "
@@ -166,6 +193,8 @@ class Linear(Layer):
 
     def __init__(self, in_features, out_features, init="he", bias=0.0, rng=None, name=None):
         super().__init__(name)
+        in_features = _count(in_features, "in_features", f"Linear {name!r}")
+        out_features = _count(out_features, "out_features", f"Linear {name!r}")
         self.config = dict(in_features=in_features, out_features=out_features)
         self.params["W"] = init_weights((in_features, out_features), in_features, init, rng)
         self.params["b"] = np.full((out_features,), bias, dtype=np.float32)
@@ -265,6 +294,8 @@ class LRN(Layer):
         super().__init__(name)
         if not isinstance(n, int) or n < 1 or n % 2 == 0:
             raise ValueError(f"LRN {name!r}: the window n must be a positive odd integer, got {n!r}")
+        for what, value in (("k", k), ("alpha", alpha), ("beta", beta)):
+            _finite(value, what, f"LRN {name!r}")
         self.config = dict(n=n, k=k, alpha=alpha, beta=beta)
 
     def forward(self, x, train=False):
@@ -281,7 +312,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, seed=None, name=None):
         super().__init__(name)
-        if not 0 <= p < 1:
+        if not 0 <= _finite(p, "drop probability p", f"Dropout {name!r}") < 1:
             raise ValueError(f"Dropout {name!r}: drop probability must lie in [0, 1), got {p}")
         self.config = dict(p=p)
         self.rng = np.random.default_rng(seed)
@@ -314,10 +345,15 @@ class Flatten(Layer):
 
     def forward(self, x, train=False):
         self.cache = x.shape
-        return x.reshape(x.shape[0], -1)
+        # The size is spelled out: reshape(N, -1) cannot infer it when N == 0 (an empty batch is valid input).
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dy, rule="backprop", param_grads=True, need_dx=True):
         self._check_cache()
+        expected = (self.cache[0], int(np.prod(self.cache[1:])))
+        if tuple(getattr(dy, "shape", ())) != expected:
+            raise ValueError(f"{self.label}: upstream gradient must have shape {expected}, "
+                             f"got {tuple(getattr(dy, 'shape', ()))}")
         return dy.reshape(self.cache)
 
 
@@ -326,6 +362,11 @@ class BatchNorm(Layer):
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5, name=None):
         super().__init__(name)
+        num_features = _count(num_features, "num_features", f"BatchNorm {name!r}")
+        if not 0 <= _finite(momentum, "momentum", f"BatchNorm {name!r}") <= 1:
+            raise ValueError(f"BatchNorm {name!r}: momentum must lie in [0, 1], got {momentum!r}")
+        if not _finite(eps, "eps", f"BatchNorm {name!r}") > 0:
+            raise ValueError(f"BatchNorm {name!r}: eps must be > 0, got {eps!r}")
         self.config = dict(num_features=num_features, momentum=momentum, eps=eps)
         self.params["gamma"] = np.ones(num_features, dtype=np.float32)
         self.params["beta"] = np.zeros(num_features, dtype=np.float32)
@@ -339,6 +380,8 @@ class BatchNorm(Layer):
         return tuple(input_shape)
 
     def forward(self, x, train=False):
+        # An empty batch has no statistics: it must not pull NaN into the running ones (its output is empty anyway).
+        train = train and getattr(x, "ndim", 0) >= 1 and x.shape[0] > 0
         y, self.cache = ops.batch_norm_forward(
             x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"], self.buffers["running_var"],
             train, self.config["momentum"], self.config["eps"], self.label)

@@ -14,6 +14,19 @@ from .net import Sequential
 __all__ = ["lenet5", "alexnet", "zfnet", "vgg16", "zfnet_small", "alexnet_tv", "MODELS", "build"]
 
 
+def _check_args(model, num_classes, input_shape):
+    """Refuse what no network can be built for, naming the argument: every builder calls this first."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"{model}: num_classes must be an integer >= 1, got {num_classes!r}")
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                                    and s >= 1 for s in shape):
+        raise ValueError(f"{model}: input_shape must be three positive integers (C, H, W), got {input_shape!r}")
+
+
 class _Builder:
     """Appends layers while tracking the per-sample shape, so fully connected sizes are never typed by hand."""
 
@@ -58,6 +71,7 @@ class _Builder:
 
 def lenet5(num_classes=10, input_shape=(1, 32, 32), seed=0, init="he"):
     """LeCun et al. 1998, with ReLU and max pooling: conv 6@5x5 - pool - conv 16@5x5 - pool - 120 - 84 - classes."""
+    _check_args("lenet5", num_classes, input_shape)
     b = _Builder(input_shape, seed, init)
     b.conv(1, 6, 5).pool(1, 2, 2).conv(2, 16, 5).pool(2, 2, 2)
     b.fc(3, 120).fc(4, 84).fc(5, num_classes, relu=False)
@@ -70,6 +84,7 @@ def alexnet(num_classes=1000, input_shape=(3, 227, 227), seed=0, init="he", drop
     227x227x3 -> conv1 96@11x11/4 (55x55) -> pool 3/2 (27) -> LRN -> conv2 256@5x5 pad 2 (27) -> pool 3/2 (13)
     -> LRN -> conv3 384@3x3 -> conv4 384@3x3 -> conv5 256@3x3 (13) -> pool 3/2 (6) -> fc6 4096 -> fc7 4096 -> fc8.
     """
+    _check_args("alexnet", num_classes, input_shape)
     b = _Builder(input_shape, seed, init)
     b.conv(1, 96, 11, stride=4).pool(1, 3, 2).norm(1)
     b.conv(2, 256, 5, pad=2).pool(2, 3, 2).norm(2)
@@ -85,6 +100,7 @@ def zfnet(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="zf", dropou
     -> conv3 384@3x3 -> conv4 384@3x3 -> conv5 256@3x3 (13) -> pool 3/2 (6) -> fc6 4096 -> fc7 4096 -> fc8.
     The 110 -> 55 and 26 -> 13 poolings round up (ceil mode), as in the paper's Caffe-style implementation.
     """
+    _check_args("zfnet", num_classes, input_shape)
     b = _Builder(input_shape, seed, init)
     b.conv(1, 96, 7, stride=2, pad=1).pool(1, 3, 2, ceil_mode=True).norm(1)
     b.conv(2, 256, 5, stride=2).pool(2, 3, 2, ceil_mode=True).norm(2)
@@ -95,6 +111,7 @@ def zfnet(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="zf", dropou
 
 def vgg16(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="he", dropout=0.5):
     """Simonyan & Zisserman 2015, configuration D: 13 convolutions 3x3 pad 1 in five blocks, three fc layers."""
+    _check_args("vgg16", num_classes, input_shape)
     b = _Builder(input_shape, seed, init)
     for block, (width, repeats) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], start=1):
         for i in range(1, repeats + 1):
@@ -115,6 +132,7 @@ def zfnet_small(num_classes=10, input_shape=(3, 32, 32), seed=0, init="he", widt
     default because on a few thousand images it slowed learning more than it helped; pass ``dropout=0.5``
     for the paper's setting (Dropout layers ``drop6``/``drop7`` then appear).
     """
+    _check_args("zfnet_small", num_classes, input_shape)
     C, H, W = input_shape
     stride1 = 2 if min(H, W) >= 64 else 1
     w = width

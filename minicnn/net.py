@@ -134,7 +134,16 @@ class Sequential:
         return state
 
     def load_state_dict(self, state):
-        """Copy arrays from ``state`` into the parameters; every key and shape must match."""
+        """Copy arrays from ``state`` ({"layer.key": array-like}) into the parameters and buffers.
+
+        Every key and shape must match and every value must be a real number array (lists are accepted as
+        arrays); values are cast to each parameter's dtype. Everything is checked before anything is copied,
+        so a state that does not fit leaves the network exactly as it was.
+        """
+        from collections.abc import Mapping
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{self.name}.load_state_dict: expected a mapping {{'layer.key': array}}, "
+                            f"got {type(state).__name__}")
         own = {}
         for layer in self.layers:
             for store in (layer.params, layer.buffers):
@@ -144,13 +153,22 @@ class Sequential:
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"{self.name}: state does not fit the architecture; missing {missing}, unexpected {unexpected}")
+        staged = {}
         for full_key, (store, key) in own.items():
             current, new = store[key], state[full_key]
-            if tuple(current.shape) != tuple(new.shape):
+            try:
+                host = backend.to_numpy(new) if backend.is_gpu_array(new) else np.asarray(new)
+            except (ValueError, TypeError) as exc:       # ragged nested lists, objects that are not arrays
+                raise ValueError(f"{self.name}: {full_key} is not an array ({type(new).__name__}): {exc}") from None
+            if host.dtype.kind not in "fiu":
+                raise ValueError(f"{self.name}: {full_key} must hold real numbers, got dtype {host.dtype}")
+            if tuple(current.shape) != tuple(host.shape):
                 raise ValueError(f"{self.name}: {full_key} has shape {tuple(current.shape)} in the network "
-                                 f"but {tuple(new.shape)} in the state")
-            xp = backend.xp(current)
-            store[key] = xp.asarray(new, dtype=current.dtype).copy()
+                                 f"but {tuple(host.shape)} in the state")
+            staged[full_key] = host
+        for full_key, (store, key) in own.items():        # all checked: now copy
+            current = store[key]
+            store[key] = backend.xp(current).asarray(staged[full_key], dtype=current.dtype).copy()
 
     def to(self, device):
         """Move every parameter to "cpu" or "gpu"."""
@@ -159,7 +177,9 @@ class Sequential:
         return self
 
     def astype(self, dtype):
-        """Convert every parameter (float64 for gradient checks)."""
+        """Convert every parameter to float32 or float64 (float64 for gradient checks)."""
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"{self.name}.astype: parameters are float32 or float64, got {np.dtype(dtype)}")
         for layer in self.layers:
             layer.astype(dtype)
         return self
@@ -177,7 +197,10 @@ class Sequential:
     def from_config(cls, config, name="net"):
         """Rebuild a network from ``config()`` (weights are freshly initialised; load them after)."""
         layers = []
-        for entry in config:
+        for i, entry in enumerate(config):
+            if not isinstance(entry, dict) or "type" not in entry:
+                raise ValueError(f"architecture entry {i} must be a dict with a 'type' (e.g. {{'type': 'ReLU'}}), "
+                                 f"got {entry!r}")
             entry = dict(entry)
             kind = entry.pop("type")
             if kind not in LAYER_TYPES:

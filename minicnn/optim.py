@@ -16,6 +16,11 @@ replaces them is also fine.
 """
 from __future__ import annotations
 
+import math
+import numbers
+
+import numpy as np
+
 from . import backend
 from .layers import Conv2D
 
@@ -36,7 +41,7 @@ def clip_filter_rms(net, radius=0.1):
     Filters at or below the radius are left untouched (bit for bit). Works in place on every Conv2D layer of
     ``net``. Returns the number of filters that were rescaled.
     """
-    if not radius > 0:
+    if not _real(radius, "radius", "clip_filter_rms") > 0:
         raise ValueError(f"clip_filter_rms: radius must be > 0, got {radius!r}")
     clipped = 0
     for layer in net.layers:
@@ -54,6 +59,34 @@ def clip_filter_rms(net, radius=0.1):
     return clipped
 
 
+def _real(value, name, where):
+    """``value`` as a finite float, or a ValueError naming the hyperparameter (NaN must not pass for 0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+def _check_hyperparams(where, lr, momentum, weight_decay, clip_radius, decay_biases, steps=0):
+    """Validate SGD's settings; returns them normalised (floats, None, bool, int) or raises naming the bad one."""
+    lr, momentum, weight_decay = (_real(v, n, where) for v, n in ((lr, "lr"), (momentum, "momentum"),
+                                                                   (weight_decay, "weight_decay")))
+    if not lr > 0:
+        raise ValueError(f"{where}: lr must be > 0, got {lr!r}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"{where}: momentum must lie in [0, 1), got {momentum!r}")
+    if weight_decay < 0:
+        raise ValueError(f"{where}: weight_decay must be >= 0, got {weight_decay!r}")
+    if clip_radius is not None:
+        clip_radius = _real(clip_radius, "clip_radius", where)
+        if not clip_radius > 0:
+            raise ValueError(f"{where}: clip_radius must be None or > 0, got {clip_radius!r}")
+    if not isinstance(decay_biases, (bool, np.bool_, numbers.Integral)):
+        raise ValueError(f"{where}: decay_biases must be a bool, got {decay_biases!r}")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"{where}: steps must be an integer >= 0, got {steps!r}")
+    return lr, momentum, weight_decay, clip_radius, bool(decay_biases), int(steps)
+
+
 class SGD:
     """SGD with (heavy-ball) momentum, L2 weight decay and optional ZF filter-RMS clipping.
 
@@ -65,20 +98,14 @@ class SGD:
     """
 
     def __init__(self, net, lr=1e-2, momentum=0.9, weight_decay=5e-4, clip_radius=None, decay_biases=False):
-        if not lr > 0:
-            raise ValueError(f"SGD: lr must be > 0, got {lr!r}")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"SGD: momentum must lie in [0, 1), got {momentum!r}")
-        if weight_decay < 0:
-            raise ValueError(f"SGD: weight_decay must be >= 0, got {weight_decay!r}")
-        if clip_radius is not None and not clip_radius > 0:
-            raise ValueError(f"SGD: clip_radius must be None or > 0, got {clip_radius!r}")
+        lr, momentum, weight_decay, clip_radius, decay_biases, _ = _check_hyperparams(
+            "SGD", lr, momentum, weight_decay, clip_radius, decay_biases)
+        if not hasattr(net, "named_params") or not hasattr(net, "named_grads"):
+            raise TypeError(f"SGD: expected a network with named_params() and named_grads() (a Sequential), "
+                            f"got {type(net).__name__}")
         self.net = net
-        self.lr = float(lr)
-        self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
-        self.clip_radius = None if clip_radius is None else float(clip_radius)
-        self.decay_biases = bool(decay_biases)
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.clip_radius, self.decay_biases = clip_radius, decay_biases
         self.velocity = {}          # "layer.key" -> array like the parameter; created lazily at the first step
         self.steps = 0
 
@@ -118,28 +145,42 @@ class SGD:
                 "velocity": {k: backend.to_numpy(v).copy() for k, v in self.velocity.items()}}
 
     def load_state_dict(self, state):
-        """Restore hyperparameters and momentum buffers; each buffer must match its parameter's shape."""
-        hp = dict(state.get("hyperparams", {}))
+        """Restore hyperparameters and momentum buffers (as ``state_dict`` wrote them; missing hyperparameters keep
+        their current values). Everything is checked first: a state that does not fit changes nothing."""
+        from collections.abc import Mapping
+        if not isinstance(state, Mapping):
+            raise TypeError(f"SGD.load_state_dict: expected a dict with 'hyperparams' and 'velocity', "
+                            f"got {type(state).__name__}")
+        hp, given_velocity = state.get("hyperparams", {}), state.get("velocity", {})
+        if not isinstance(hp, Mapping) or not isinstance(given_velocity, Mapping):
+            raise TypeError(f"SGD.load_state_dict: 'hyperparams' and 'velocity' must be dicts, got "
+                            f"{type(hp).__name__} and {type(given_velocity).__name__}")
+        current = self.hyperparams()
+        settings = _check_hyperparams("SGD.load_state_dict", *(hp.get(k, current[k]) for k in
+                                      ("lr", "momentum", "weight_decay", "clip_radius", "decay_biases")),
+                                      steps=hp.get("steps", 0))
         params = self.net.named_params()
         velocity = {}
-        for key, v in state.get("velocity", {}).items():
+        for key, v in given_velocity.items():
             if key not in params:
                 raise ValueError(f"SGD.load_state_dict: momentum buffer for {key!r}, which the network does not have; "
                                  f"parameters are: {', '.join(params)}")
             W = params[key]
+            try:
+                v = backend.to_numpy(v) if backend.is_gpu_array(v) else np.asarray(v)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"SGD.load_state_dict: momentum buffer {key} is not an array: {exc}") from None
+            if v.dtype.kind not in "fiu":
+                raise ValueError(f"SGD.load_state_dict: momentum buffer {key} must hold real numbers, "
+                                 f"got dtype {v.dtype}")
             if tuple(v.shape) != tuple(W.shape):
                 raise ValueError(f"SGD.load_state_dict: momentum buffer {key} has shape {tuple(v.shape)}, "
                                  f"but the parameter has shape {tuple(W.shape)}")
-            velocity[key] = backend.xp(W).asarray(v, dtype=W.dtype).copy()
-        self.velocity = velocity
-        for name in ("lr", "momentum", "weight_decay"):
-            if name in hp:
-                setattr(self, name, float(hp[name]))
-        if "clip_radius" in hp:
-            self.clip_radius = None if hp["clip_radius"] is None else float(hp["clip_radius"])
-        if "decay_biases" in hp:
-            self.decay_biases = bool(hp["decay_biases"])
-        self.steps = int(hp.get("steps", 0))
+            velocity[key] = v
+        # Everything checked: now change the optimiser.
+        self.velocity = {key: backend.xp(params[key]).asarray(v, dtype=params[key].dtype).copy()
+                         for key, v in velocity.items()}
+        (self.lr, self.momentum, self.weight_decay, self.clip_radius, self.decay_biases, self.steps) = settings
 
     def __repr__(self):
         return (f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay}, "

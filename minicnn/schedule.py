@@ -12,8 +12,23 @@ monitored validation value) and ``state_dict()`` / ``load_state_dict()`` so a re
 from __future__ import annotations
 
 import math
+import numbers
 
 __all__ = ["ConstantLR", "StepLR", "ReduceOnPlateau", "make_schedule", "SCHEDULES"]
+
+
+def _finite(value, name, where, positive=False):
+    """``value`` as a finite float (> 0 when ``positive``), or a ValueError naming it."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (positive and not value > 0):
+        raise ValueError(f"{where}: {name} must be a finite {'positive ' if positive else ''}number, got {value!r}")
+    return float(value)
+
+
+def _count(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{where}: {name} must be an integer >= 0, got {value!r}")
+    return int(value)
 
 
 class _Schedule:
@@ -34,7 +49,18 @@ class _Schedule:
         return {"base_lr": self.base_lr}
 
     def load_state_dict(self, state):
-        self.base_lr = float(state.get("base_lr", self.base_lr))
+        """Restore what ``state_dict`` wrote; every value is checked before any is set."""
+        self._set_state(self._checked_state(state))
+
+    def _checked_state(self, state):
+        if not isinstance(state, dict):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict, got {type(state).__name__}")
+        where = f"{type(self).__name__}.load_state_dict"
+        return {"base_lr": _finite(state.get("base_lr", self.base_lr), "base_lr", where, positive=True)}
+
+    def _set_state(self, checked):
+        for key, value in checked.items():
+            setattr(self, key, value)
 
 
 class ConstantLR(_Schedule):
@@ -51,9 +77,7 @@ class StepLR(_Schedule):
         super().__init__(optimizer)
         if not isinstance(step_size, int) or step_size < 1:
             raise ValueError(f"StepLR: step_size must be a positive integer (epochs), got {step_size!r}")
-        if not gamma > 0:
-            raise ValueError(f"StepLR: gamma must be > 0, got {gamma!r}")
-        self.step_size, self.gamma = step_size, float(gamma)
+        self.step_size, self.gamma = step_size, _finite(gamma, "gamma", "StepLR", positive=True)
 
     def step(self, epoch, metric=None):
         """Called after epoch ``epoch`` (1-based) finished: sets the rate for epoch ``epoch + 1``."""
@@ -77,8 +101,12 @@ class ReduceOnPlateau(_Schedule):
             raise ValueError(f"ReduceOnPlateau: mode must be 'max' or 'min', got {mode!r}")
         if not isinstance(patience, int) or patience < 0:
             raise ValueError(f"ReduceOnPlateau: patience must be an integer >= 0, got {patience!r}")
-        if not 0 < factor < 1:
+        if not 0 < _finite(factor, "factor", "ReduceOnPlateau") < 1:
             raise ValueError(f"ReduceOnPlateau: factor must lie in (0, 1), got {factor!r}")
+        if _finite(threshold, "threshold", "ReduceOnPlateau") < 0:
+            raise ValueError(f"ReduceOnPlateau: threshold must be >= 0, got {threshold!r}")
+        if _finite(min_lr, "min_lr", "ReduceOnPlateau") < 0:
+            raise ValueError(f"ReduceOnPlateau: min_lr must be >= 0, got {min_lr!r}")
         self.patience, self.factor, self.mode = patience, float(factor), mode
         self.threshold, self.min_lr = float(threshold), float(min_lr)
         self.best = -math.inf if mode == "max" else math.inf
@@ -94,6 +122,9 @@ class ReduceOnPlateau(_Schedule):
         if metric is None:
             raise ValueError("ReduceOnPlateau.step: needs the monitored validation metric, got None")
         metric = float(metric)
+        if math.isnan(metric):
+            raise ValueError("ReduceOnPlateau.step: the monitored metric is NaN (an empty validation set, or a "
+                             "diverged network); a plateau cannot be judged on it")
         if self._improves(metric):
             self.best, self.bad_epochs = metric, 0
         else:
@@ -113,11 +144,16 @@ class ReduceOnPlateau(_Schedule):
     def state_dict(self):
         return {**super().state_dict(), "best": self.best, "bad_epochs": self.bad_epochs, "reductions": self.reductions}
 
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.best = float(state.get("best", self.best))
-        self.bad_epochs = int(state.get("bad_epochs", 0))
-        self.reductions = int(state.get("reductions", 0))
+    def _checked_state(self, state):
+        checked = super()._checked_state(state)
+        where = f"{type(self).__name__}.load_state_dict"
+        best = state.get("best", self.best)
+        # best is -inf (mode "max") or +inf ("min") until the first epoch; NaN never compares, so it is refused.
+        if isinstance(best, bool) or not isinstance(best, numbers.Real) or math.isnan(best):
+            raise ValueError(f"{where}: best must be a number, got {best!r}")
+        checked.update(best=float(best), bad_epochs=_count(state.get("bad_epochs", 0), "bad_epochs", where),
+                       reductions=_count(state.get("reductions", 0), "reductions", where))
+        return checked
 
 
 SCHEDULES = {"constant": ConstantLR, "step": StepLR, "plateau": ReduceOnPlateau}

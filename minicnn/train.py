@@ -39,9 +39,11 @@ from .layers import Dropout
 from .net import Sequential
 from .ops.loss import softmax_cross_entropy
 from .ops.activation import log_softmax
+from .schedule import ReduceOnPlateau
 
 __all__ = ["Trainer", "Callback", "evaluate", "predict_logits", "topk_correct", "save_checkpoint", "load_checkpoint",
-           "Checkpoint", "CheckpointError", "load_run", "RunInfo", "atomic_write_bytes"]
+           "Checkpoint", "CheckpointError", "load_run", "RunInfo", "atomic_write_bytes", "RunDirectoryError",
+           "RUN_FILES", "check_run_dir"]
 
 FORMAT = "minicnn-checkpoint"
 FORMAT_VERSION = 1
@@ -49,8 +51,34 @@ CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"
 
 
+# Every file a run writes into its directory; a directory holding any of them holds a run.
+# (evolution.npz: the demo's feature-evolution snapshots, which must not outlive the run they were taken from.)
+RUN_FILES = (CHECKPOINT, BEST, "run.json", "history.json", "history.csv", "curves.png", "results.json", "summary.txt",
+             "evolution.npz")
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read, or that does not fit the network it is loaded into."""
+
+
+class RunDirectoryError(ValueError):
+    """A run directory that names a file, or that already holds a run nobody asked to continue or replace."""
+
+
+def check_run_dir(out_dir, *, resume=False, overwrite=False, hint="resume it (Trainer.resume) or pass overwrite=True"):
+    """Refuse to train into ``out_dir`` when that would silently replace a run: it is a file, or it holds run
+    files (``RUN_FILES``) and neither ``resume`` nor ``overwrite`` was asked for. Returns the run files found."""
+    out_dir = os.fspath(out_dir)
+    if not out_dir:
+        raise RunDirectoryError("the run directory must be a path, got an empty string")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise RunDirectoryError(f"the run directory {out_dir!r} is an existing file, not a directory")
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue a run, or replace it")
+    found = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+    if found and not resume and not overwrite:
+        raise RunDirectoryError(f"{out_dir} already holds a run ({', '.join(found)}); {hint}")
+    return found
 
 
 class Callback:
@@ -81,7 +109,13 @@ def topk_correct(logits, labels, k):
     """
     logits = backend.to_numpy(logits)
     labels = backend.to_numpy(labels)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"topk_correct: k must be an integer >= 1, got {k!r}")
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(f"topk_correct: expected logits (N, K) and labels (N,), got {logits.shape} and {labels.shape}")
     K = logits.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"topk_correct: labels must lie in [0, {K}), got range [{labels.min()}, {labels.max()}]")
     if k >= K:
         return int(labels.shape[0])
     # A label is in the top k when fewer than k logits are strictly larger than its own.
@@ -100,6 +134,10 @@ def predict_logits(net, x, batch_size=256):
     """Forward ``x`` (N, C, H, W) in inference mode, in batches. Returns NumPy float32 logits (N, classes)."""
     device = _net_device(net)
     out = []
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"predict_logits: batch_size must be an integer >= 1, got {batch_size!r}")
+    if x.shape[0] == 0:                 # an empty batch still has a number of classes: forward it
+        return backend.to_numpy(net.forward(backend.to_device(np.ascontiguousarray(x), device))).astype(np.float32)
     for i in range(0, x.shape[0], batch_size):
         xb = backend.to_device(np.ascontiguousarray(x[i:i + batch_size]), device)
         out.append(backend.to_numpy(net.forward(xb, train=False)).astype(np.float32, copy=False))
@@ -140,6 +178,9 @@ def evaluate(net, dataset, *, batch_size=256, ten_crop=False, crop_pad=None, hfl
     if N == 0:
         return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "n": 0}
     if ten_crop:
+        if crop_pad is not None and (isinstance(crop_pad, bool) or not isinstance(crop_pad, (int, np.integer))
+                                     or crop_pad < 0):
+            raise ValueError(f"evaluate: crop_pad must be an integer >= 0, got {crop_pad!r}")
         pad = max(1, x.shape[2] // 8) if crop_pad is None else int(crop_pad)
         probs = None
         views = _crop_views(x, pad, hflip)
@@ -276,8 +317,21 @@ def load_checkpoint(path):
         meta = json.loads(str(files.pop("meta.json")))
     except ValueError as exc:
         raise CheckpointError(f"{path}: meta.json is not valid JSON (corrupt?): {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: meta.json must hold a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
+    epoch, version = meta.get("epoch", 0), meta.get("version", 0)
+    for key, value in (("epoch", epoch), ("version", version)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{path}: meta.json's {key} must be an integer >= 0, got {value!r}")
+    architecture = meta.get("architecture", [])
+    if not isinstance(architecture, list) or not all(isinstance(e, dict) for e in architecture):
+        raise CheckpointError(f"{path}: meta.json's architecture must be a list of layer objects, got "
+                              f"{json.dumps(architecture)[:80]}")
+    for key in ("optimizer", "schedule", "rng", "data"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise CheckpointError(f"{path}: meta.json's {key} must be an object, got {type(meta[key]).__name__}")
     if meta.get("version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {meta['version']} is newer than this minicnn "
                               f"({FORMAT_VERSION}); upgrade minicnn")
@@ -313,26 +367,42 @@ class Trainer:
     seed: seeds the generator that orders batches and draws augmentations (dropout masks come from the model's seed).
     out_dir: run directory (None: keep nothing on disk). callbacks: ``Callback`` instances.
     device: "cpu" or "gpu". progress: show a tqdm bar (default: when stderr is a terminal).
-    verbose: print one line per epoch. data_options: how the data was loaded (name and keyword arguments of
-    ``load_dataset``), saved so ``load_run`` can rebuild the same split. run_config: extra JSON saved in run.json.
+    overwrite: replace a run already in ``out_dir`` (its run files are deleted when ``fit`` starts); without it,
+    ``fit`` refuses such a directory unless ``resume`` loaded it. verbose: print one line per epoch.
+    data_options: how the data was loaded (name and keyword arguments of ``load_dataset``), saved so ``load_run``
+    can rebuild the same split. run_config: extra JSON saved in run.json.
     """
 
     def __init__(self, net, splits, optimizer, *, schedule=None, batch_size=128, epochs=10, augment=None, seed=0,
                  out_dir=None, callbacks=(), device="cpu", progress=None, verbose=True, data_options=None,
-                 run_config=None, drop_last=False):
-        if not isinstance(batch_size, int) or batch_size < 1:
+                 run_config=None, drop_last=False, overwrite=False):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(epochs, int) or epochs < 0:
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"Trainer: epochs must be an integer >= 0, got {epochs!r}")
+        batch_size, epochs = int(batch_size), int(epochs)
         for part in ("train", "val"):
             if not hasattr(splits, part):
                 raise TypeError(f"Trainer: splits must have .train and .val datasets, got {type(splits).__name__}")
+        if not (hasattr(optimizer, "step") and hasattr(optimizer, "lr")):
+            raise TypeError(f"Trainer: optimizer must be an optimiser such as minicnn.optim.SGD, "
+                            f"got {type(optimizer).__name__}")
+        if getattr(optimizer, "net", net) is not net:
+            # It would update another network's weights while this one never changed: silently no training.
+            raise ValueError(f"Trainer: the optimizer updates the network {getattr(optimizer.net, 'name', '?')!r} "
+                             f"(another object), not the one given to the Trainer ({getattr(net, 'name', '?')!r})")
+        if schedule is not None and getattr(schedule, "optimizer", optimizer) is not optimizer:
+            raise ValueError("Trainer: the schedule drives the learning rate of another optimizer than the Trainer's")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Trainer: callbacks must be Callback instances, got {type(cb).__name__}")
         self.net, self.splits, self.optimizer, self.schedule = net, splits, optimizer, schedule
         self.batch_size, self.epochs, self.augment, self.seed = batch_size, epochs, augment, seed
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        if self.out_dir is not None:
+            check_run_dir(self.out_dir, overwrite=True)        # a file there: fail now, not after an epoch
+        self.overwrite = bool(overwrite)
+        self._owns_out_dir = None           # the out_dir this trainer resumed from or started writing (abspath)
         self.callbacks = list(callbacks)
         self.device = device
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
@@ -375,6 +445,29 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} was saved from a different architecture than {self.net.name!r} "
                                   f"(layers {[e.get('name') for e in ckpt.meta.get('architecture', [])]} vs "
                                   f"{self.net.names}, or different sizes)")
+        saved_schedule = ckpt.meta.get("schedule")
+        if self.schedule is not None and saved_schedule is not None and \
+                saved_schedule.get("type") != type(self.schedule).__name__:
+            raise CheckpointError(f"checkpoint {path} was trained with the schedule {saved_schedule.get('type')}, "
+                                  f"this trainer has {type(self.schedule).__name__}")
+        # All or nothing: a checkpoint that fails half-way (a momentum buffer of the wrong shape, a bad schedule
+        # state) must not leave the network loaded and the rest not; roll back to the state before.
+        before = self._state_snapshot()
+        try:
+            self._restore(ckpt)
+        except (ValueError, TypeError, KeyError) as exc:
+            self._restore_snapshot(before)
+            if isinstance(exc, CheckpointError):
+                raise
+            raise CheckpointError(f"checkpoint {path} cannot be resumed (nothing was changed): "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        own_checkpoint = self.out_dir is not None and \
+            os.path.abspath(path) == os.path.abspath(os.path.join(self.out_dir, CHECKPOINT))
+        if own_checkpoint:
+            self._owns_out_dir = os.path.abspath(self.out_dir)        # continuing this directory's own run
+        return self
+
+    def _restore(self, ckpt):
         ckpt.load_into(self.net)
         if self.device != "cpu":
             self.net.to(self.device)
@@ -389,11 +482,43 @@ class Trainer:
         for layer in self.net.layers:
             if isinstance(layer, Dropout) and layer.name in rng.get("dropout", {}):
                 _set_rng_state(layer.rng, rng["dropout"][layer.name])
+        history = ckpt.meta.get("history", [])
+        if not isinstance(history, list):
+            raise ValueError(f"meta.json: history must be a list, got {type(history).__name__}")
         self.epoch = ckpt.epoch
-        self.history = list(ckpt.meta.get("history", []))
+        self.history = list(history)
         self.best_val = float(ckpt.meta.get("best_val_top1", -math.inf))
         self.best_epoch = int(ckpt.meta.get("best_epoch", 0))
-        return self
+
+    def _state_snapshot(self):
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": None if self.schedule is None else self.schedule.state_dict(),
+                "rng": _rng_state(self.rng),
+                "dropout": {layer.name: _rng_state(layer.rng) for layer in self.net.layers
+                            if isinstance(layer, Dropout)},
+                "trainer": (self.epoch, list(self.history), self.best_val, self.best_epoch)}
+
+    def _restore_snapshot(self, snap):
+        self.net.load_state_dict(snap["net"])
+        if self.device != "cpu":
+            self.net.to(self.device)
+        self.optimizer.load_state_dict(snap["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(snap["schedule"])
+        _set_rng_state(self.rng, snap["rng"])
+        for layer in self.net.layers:
+            if isinstance(layer, Dropout):
+                _set_rng_state(layer.rng, snap["dropout"][layer.name])
+        self.epoch, self.history, self.best_val, self.best_epoch = snap["trainer"]
+
+    def _claim_out_dir(self):
+        """Before the first write: refuse a directory that holds another run, or clear it when overwriting."""
+        if self.out_dir is None or self._owns_out_dir == os.path.abspath(self.out_dir):
+            return
+        found = check_run_dir(self.out_dir, overwrite=self.overwrite)
+        for name in found:
+            os.unlink(os.path.join(self.out_dir, name))
+        self._owns_out_dir = os.path.abspath(self.out_dir)
 
     def _remove_stale_temp_files(self):
         """A run killed while writing leaves its temporary file (never a broken checkpoint): tidy it away."""
@@ -450,15 +575,37 @@ class Trainer:
                              f"drop_last={self.drop_last})")
         return {"train_loss": total_loss / seen, "train_top1": top1 / seen, "train_top5": top5 / seen}
 
+    def _check_data(self):
+        """Before any epoch: images that would turn every weight into NaN, and a plateau schedule with nothing
+        to watch, are refused with what is wrong and where (not discovered as a diverged loss epochs later)."""
+        for part in ("train", "val"):
+            y = np.asarray(getattr(self.splits, part).y)
+            if y.dtype.kind not in "iu":
+                raise TypeError(f"Trainer: {part} labels must be integers, got dtype {y.dtype}")
+            x = np.asarray(getattr(self.splits, part).x)
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                bad = np.flatnonzero(~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1))
+                raise ValueError(f"Trainer: {len(bad)} {part} image(s) contain NaN or inf (the first is image "
+                                 f"{int(bad[0])}); clean the data before training")
+        n_train = len(self.splits.train.y)
+        if n_train == 0 or (self.drop_last and n_train < self.batch_size):
+            raise ValueError(f"Trainer: no training batch (train images: {n_train}, batch_size {self.batch_size}, "
+                             f"drop_last={self.drop_last})")
+        if len(self.splits.val.y) == 0 and isinstance(self.schedule, ReduceOnPlateau):
+            raise ValueError("Trainer: ReduceOnPlateau watches the validation accuracy, but the validation set is "
+                             "empty; use a step or constant schedule, or hold out validation images")
+
     def fit(self):
         """Train from epoch ``self.epoch + 1`` to ``self.epochs``. Returns the history (list of dicts)."""
         if self.out_dir is not None:
+            self._claim_out_dir()
             os.makedirs(self.out_dir, exist_ok=True)
             _atomic_write_text(os.path.join(self.out_dir, "run.json"), json.dumps(
                 {**self.run_config, "data": self.data_options, "batch_size": self.batch_size, "epochs": self.epochs,
                  "seed": self.seed, "device": self.device, "optimizer": repr(self.optimizer),
                  "schedule": None if self.schedule is None else type(self.schedule).__name__,
                  "augment": None if self.augment is None else repr(self.augment)}, indent=1))
+        self._check_data()
         for cb in self.callbacks:
             cb.on_train_begin(self)
         self.stop_training = False
@@ -556,7 +703,14 @@ def load_run(run_dir, which="best", load_data=True, root=None):
     history = list(ckpt.meta.get("history", []))
     hist_path = os.path.join(os.fspath(run_dir), "history.json")
     if os.path.isdir(os.fspath(run_dir)) and os.path.exists(hist_path):
-        with open(hist_path) as f:
-            history = json.load(f)
+        try:
+            with open(hist_path) as f:
+                history = json.load(f)
+        except (ValueError, UnicodeDecodeError) as exc:
+            # The checkpoint holds the same history: a damaged copy beside it must not make the run unusable.
+            import warnings
+            warnings.warn(f"{hist_path} is not valid JSON ({exc}); using the history saved in {path}", stacklevel=2)
+        if not isinstance(history, list):
+            history = list(ckpt.meta.get("history", []))
     meta = dict(ckpt.meta, checkpoint=path)
     return RunInfo(net, splits, history, meta)

@@ -41,6 +41,7 @@ def stratified_subset(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     Per-class quotas are ``floor(n * count_k / N)``, plus one for the classes with the largest remainders.
     """
     y = np.asarray(y)
+    n = check_size("stratified_subset", "n", n, minimum=0)
     if n >= len(y):
         return np.arange(len(y), dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -83,6 +84,8 @@ def load_dataset(name: str, *, image_size=None, seed: int = 0, val_fraction: flo
         n_samples = check_size("load_dataset", "n_samples", n_samples)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"load_dataset: seed must be an int, got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"load_dataset: seed must be >= 0 (NumPy seeds are non-negative), got {seed}")
     val_fraction = _check_fraction("load_dataset", "val_fraction", val_fraction)
     test_fraction = _check_fraction("load_dataset", "test_fraction", test_fraction)
     if key not in ("mnist", "fashion-mnist", "cifar10") and val_fraction + test_fraction >= 1.0:

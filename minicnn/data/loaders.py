@@ -31,6 +31,7 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+MNIST_CLASSES = 10          # MNIST and Fashion-MNIST both have ten classes, labels 0..9
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 
@@ -111,6 +112,16 @@ def read_mnist(root, name: str = "mnist"):
         if len(xi) != len(yi):
             raise ValueError(f"{func}: {split} images and labels disagree in {str(root)!r}: "
                              f"{len(xi)} images, {len(yi)} labels")
+        if yi.size and int(yi.max()) >= MNIST_CLASSES:
+            bad = int(np.flatnonzero(yi >= MNIST_CLASSES)[0])
+            raise ValueError(f"{func}: {split} labels must lie in 0..{MNIST_CLASSES - 1}, but label {bad} is "
+                             f"{int(yi[bad])} ({MNIST_FILES[f'{split}_labels']} in {str(root)!r})")
+    train_size, test_size = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if min(train_size + test_size) < 1:
+        raise ValueError(f"{func}: images in {str(root)!r} have no pixels (train {train_size}, test {test_size})")
+    if train_size != test_size:
+        raise ValueError(f"{func}: train and test images differ in size in {str(root)!r}: train images are "
+                         f"{train_size[0]}x{train_size[1]}, test images {test_size[0]}x{test_size[1]}")
     return arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"]
 
 
@@ -151,7 +162,19 @@ def _cifar_arrays(path: Path):
         raise ValueError(f"read_cifar10: {str(path)!r} lacks the 'data' and 'labels' entries "
                          f"(has {sorted(batch)})")
     data = np.asarray(batch["data"])
-    labels = np.asarray(batch["labels"], dtype=np.int64)
+    try:
+        raw = np.asarray(batch["labels"])
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"read_cifar10: {str(path)!r}: 'labels' is not a list of integers: {exc}") from None
+    # Labels are integers; a float label is refused unless it is a whole number (never silently truncated).
+    if raw.dtype.kind == "f" and not (np.isfinite(raw).all() and (raw == np.round(raw)).all()):
+        bad = int(np.flatnonzero(~np.isfinite(raw) | (raw != np.round(raw)))[0])
+        raise ValueError(f"read_cifar10: {str(path)!r}: labels must be integers, but label {bad} is "
+                         f"{float(raw.flat[bad])!r}")
+    if raw.dtype.kind not in "iuf" or raw.ndim != 1:
+        raise ValueError(f"read_cifar10: {str(path)!r}: 'labels' must be a list of integers, got dtype {raw.dtype} "
+                         f"shape {raw.shape}")
+    labels = raw.astype(np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise ValueError(f"read_cifar10: {str(path)!r}: 'data' should be uint8 (N, 3072), got {data.dtype} "
                          f"{data.shape}")

@@ -164,6 +164,11 @@ def make_splits(x: np.ndarray, y: np.ndarray, *, train_idx, val_idx, test_idx, c
         xte, yte = np.asarray(x_test, dtype=np.float32), np.asarray(y_test, dtype=np.int64)
     if len(xtr) == 0:
         raise ValueError(f"make_splits: dataset {name!r} has no training images")
+    K = len(class_names)
+    for part, labels in (("train", ytr), ("val", yva), ("test", yte)):
+        if labels.size and (labels.min() < 0 or labels.max() >= K):
+            raise ValueError(f"make_splits: dataset {name!r} has {part} labels in [{labels.min()}, {labels.max()}], "
+                             f"outside 0..{K - 1} for its {K} class names")
     mean = xtr.mean(axis=0, dtype=np.float64).astype(np.float32)
     if subtract_mean:
         xtr, xva, xte = xtr - mean, xva - mean, xte - mean

@@ -278,6 +278,22 @@ def _html(title, entries, notes):
     return "\n".join(parts)
 
 
+def _check_replaceable(out_dir):
+    """The gallery replaces ``out_dir`` as a whole, so ``out_dir`` must be missing, empty, or an earlier gallery
+    (index.html and PNGs, nothing else): ``--out runs/demo`` must never delete a run, ``--out ~`` a home."""
+    if not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise ValueError(f"gallery directory {out_dir} is an existing file")
+    entries = os.listdir(out_dir)
+    foreign = [e for e in entries if not (os.path.isfile(os.path.join(out_dir, e)) and e.endswith((".png", ".html")))]
+    if entries and (foreign or "index.html" not in entries):
+        shown = ", ".join(sorted(foreign or entries)[:5])
+        raise ValueError(f"gallery directory {out_dir} exists and is not a minicnn gallery (it holds {shown}"
+                         f"{', ...' if len(foreign or entries) > 5 else ''}); the gallery replaces its directory "
+                         f"as a whole, so choose a new or empty one")
+
+
 def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None, max_pool_images=1000,
                   n_examples=5, show_progress=False, verbose=False, parts=None):
     """Draw the chosen figures for a trained ``net`` into ``out_dir`` (PNGs + ``index.html``), atomically.
@@ -305,6 +321,7 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
            "parts": parts if parts is not None else info.get("face_parts")}
 
     out_dir = os.path.abspath(os.fspath(out_dir))
+    _check_replaceable(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)

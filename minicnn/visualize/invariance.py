@@ -31,6 +31,8 @@ def transform(image, kind, amount, fill=0.0):
     """
     from scipy import ndimage
     image = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(float(amount)):
+        raise ValueError(f"transform: the {kind} amount must be a finite number, got {amount!r}")
     if kind == "translate":
         return ndimage.shift(image, (0, float(amount), 0), order=1, mode="constant", cval=fill)
     if kind == "rotate":
@@ -90,8 +92,18 @@ def invariance(net, images, labels, kind, amounts=None, layers=None, fill=0.0):
     amounts = np.asarray(amounts, dtype=np.float64)
     pixels = amounts
     images = np.asarray(backend.to_numpy(images))
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(labels)
     N, T = images.shape[0], len(amounts)
+    if N == 0 or amounts.ndim != 1 or T == 0:
+        raise ValueError(f"invariance: needs at least one image and one amount, got {N} images and amounts of "
+                         f"shape {amounts.shape}")
+    num_classes = logits_layer_check(net, xb.shape[1:], "invariance")
+    if labels.shape != (N,) or labels.dtype.kind not in "iu":
+        raise ValueError(f"invariance: labels must be {N} integers (one per image), got {labels.dtype} "
+                         f"shape {labels.shape}")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"invariance: labels must lie in 0..{num_classes - 1}, got {labels.tolist()}")
+    labels = labels.astype(np.int64)
     examples = np.stack([np.stack([transform(img, kind, a, fill) for a in pixels]) for img in images])
     flat = examples.reshape(N * T, *images.shape[1:])
 

@@ -31,7 +31,9 @@ def strongest_position(fmap):
     """(N, h, w) feature maps -> (N, 2) int64 (row, col) of each map's maximum (first one on ties)."""
     xp = backend.xp(fmap)
     N, h, w = fmap.shape
-    flat = xp.argmax(fmap.reshape(N, -1), axis=1)
+    if N == 0:                                     # an empty batch has no positions (argmax of nothing fails)
+        return xp.zeros((0, 2), dtype=xp.int64)
+    flat = xp.argmax(fmap.reshape(N, h * w), axis=1)
     return xp.stack([flat // w, flat % w], axis=1)
 
 

@@ -81,6 +81,8 @@ def top_activations(net, x, layer, channels=None, k=9, batch_size=128, show_prog
     positions (M, k, 2)); slots beyond N are NaN / -1.
     """
     layer = check_layer(net, layer)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"top-k: k must be an integer >= 1, got {k!r}")
     as_batch(net, x[:1], "dataset images")
     shape = layer_output_shape(net, layer, x.shape[1:])
     channels = np.arange(shape[0]) if channels is None else np.atleast_1d(np.asarray(channels, dtype=np.int64))
