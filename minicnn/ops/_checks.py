@@ -1,9 +1,16 @@
-"""Argument checks shared by the ops: every message names the layer, the expected and the actual value."""
+"""Argument checks shared by the ops: every message names the layer, the expected and the actual value.
+
+The public ops call these before any path is chosen (readable NumPy, the fast CPU paths with their C and Numba
+loops, the CUDA kernels), so that every path accepts and rejects exactly the same input, and nothing that
+reaches C or a kernel can read or write outside its arrays.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import backend
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def pair(value, what: str, name: str) -> tuple[int, int]:
@@ -20,15 +27,45 @@ def pair(value, what: str, name: str) -> tuple[int, int]:
     return h, w
 
 
-def check_float_array(x, rank: int, name: str, what: str = "input", layout: str = "(N, C, H, W)"):
-    """Reject non-arrays, integer dtypes and the wrong rank before any arithmetic can broadcast silently."""
+def check_array(x, name: str, what: str = "input"):
+    """A NumPy or CuPy array of float32 or float64 (the dtypes every path supports), of any rank."""
     xp = backend.xp(x)
-    if not isinstance(x, xp.ndarray):
+    if xp is None or not isinstance(x, xp.ndarray):
         raise TypeError(f"{name}: {what} must be a NumPy or CuPy array, got {type(x).__name__}")
-    if x.dtype.kind != "f":
+    if x.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"{name}: {what} must be float32 or float64, got dtype {x.dtype}")
+
+
+def check_float_array(x, rank: int, name: str, what: str = "input", layout: str = "(N, C, H, W)"):
+    """Reject non-arrays, dtypes other than float32/float64 and the wrong rank before any arithmetic can
+    broadcast silently."""
+    check_array(x, name, what)
     if x.ndim != rank:
         raise ValueError(f"{name}: {what} must have rank {rank} {layout}, got shape {tuple(x.shape)}")
+
+
+def check_shape(x, shape, name: str, what: str = "upstream gradient", of: str = "the output shape"):
+    """x has exactly ``shape`` (the message says what that shape is: ``of``)."""
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name}: {what} must have {of} {tuple(shape)}, got {tuple(x.shape)}")
+
+
+def check_same_device(a, b, name: str, what: str):
+    """``b`` lives where ``a`` does (both NumPy, or both CuPy): a kernel cannot read a host array, nor C a device one."""
+    if backend.is_gpu_array(a) != backend.is_gpu_array(b):
+        where = "GPU (CuPy)" if backend.is_gpu_array(a) else "CPU (NumPy)"
+        raise TypeError(f"{name}: {what} must be on the {where} like the upstream gradient, got {type(b).__module__}.{type(b).__name__}")
+
+
+def check_shape_tuple(shape, rank: int, name: str, what: str):
+    """A cached shape: ``rank`` non-negative ints."""
+    try:
+        dims = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: {what} must be a tuple of {rank} ints, got {shape!r}") from None
+    if len(dims) != rank or any(d < 0 for d in dims):
+        raise ValueError(f"{name}: {what} must be {rank} non-negative ints, got {shape!r}")
+    return dims
 
 
 def conv_output_size(size: int, k: int, s: int, p: int, name: str, axis: str, ceil_mode: bool = False) -> int:

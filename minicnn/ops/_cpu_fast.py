@@ -474,6 +474,13 @@ def im2col_public(x, kernel, stride, pad):
     return wide.copy().reshape(cols.shape[0], x.shape[0] * oh * ow)       # a copy: cols is scratch
 
 
+def private_copy(x):
+    """A C-contiguous copy of x that no caller holds (the conv cache's input, read again by the backward)."""
+    out = fresh(x.shape, x.dtype)
+    np.copyto(out, x)
+    return out
+
+
 def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     """y (N, F, oh, ow) and the grid, one GEMM per batch chunk; the bias on its rows, NCHW by one copy.
     ``keep_cols``: keep the chunks' column matrices on the grid for backward (``grid.cols``, by batch range)."""

@@ -1,0 +1,101 @@
+"""Hostile but fair input to the public ops (issue 14): wrong caches, empty batches, unsupported dtypes, caller
+buffers reused between forward and backward, a damaged build cache. Whatever could kill the interpreter runs
+in a subprocess, so that a regression fails one test instead of taking pytest down with it."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from minicnn import ops
+from minicnn.ops import _cpu_fast, _jit_loops, _native
+
+
+def run_isolated(code, env=None, timeout=300):
+    """Run ``code`` in a fresh interpreter with this worktree first on the path; returns the CompletedProcess."""
+    full_env = dict(os.environ, **(env or {}))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    full_env["PYTHONPATH"] = root + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+def assert_survived(proc):
+    """The child exited by itself (a negative return code is a signal: SIGSEGV, SIGBUS)."""
+    assert proc.returncode == 0, f"child died with return code {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+
+# --- item 1: a cache whose switches do not belong to dy -----------------------------------------------------------
+
+WRONG_SWITCHES = """
+import numpy as np
+from minicnn import ops
+from minicnn.ops.pool import PoolCache
+rng = np.random.default_rng(0)
+for shape, k, s in [((4, 8, 64, 64), 2, 2), ((4, 8, 63, 63), 3, 2), ((2, 3, 9, 9), 3, 1)]:
+    x = rng.standard_normal(shape).astype(np.float32)
+    y, cache = ops.max_pool2d_forward(x, k, s)
+    for switches in (cache.switches[:1, :1], cache.switches[:, :, :1], cache.switches.reshape(-1)):
+        bad = PoolCache(cache.x_shape, cache.kernel, cache.stride, cache.pad, cache.out_shape, switches)
+        try:
+            ops.unpool2d(np.ones(cache.out_shape, np.float32), bad)
+        except ValueError as e:
+            assert "switches" in str(e) and str(cache.out_shape) in str(e), e
+        else:
+            raise SystemExit(f"no error for switches of shape {switches.shape}")
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("native", ["1", "0"], ids=["C", "no-C"])
+def test_unpool_with_switches_of_the_wrong_shape_is_an_error_not_a_crash(native):
+    proc = run_isolated(WRONG_SWITCHES, env={"MINICNN_NATIVE": native})
+    assert_survived(proc)
+    assert "ok" in proc.stdout
+
+
+WRONG_CACHES = """
+import dataclasses
+import numpy as np
+from minicnn import ops
+rng = np.random.default_rng(1)
+x = rng.standard_normal((3, 4, 10, 10)).astype(np.float32)
+W = rng.standard_normal((5, 4, 3, 2)).astype(np.float32)
+y, conv = ops.conv2d_forward(x, W, None, 1, 1)
+_, pool = ops.max_pool2d_forward(x, 3, 2)
+_, avg = ops.avg_pool2d_forward(x, 2)
+dy_conv, dy_pool = np.ones(y.shape, np.float32), np.ones(pool.out_shape, np.float32)
+bad = [
+    (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, W=W[:, :, :2])),
+    (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, x_shape=(3, 4, 40, 40))),
+    (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, x=x[:1])),
+    (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, W=W.astype(np.float64))),
+    (ops.max_pool2d_backward, dy_pool, dataclasses.replace(pool, x_shape=(3, 4, 100, 100))),
+    (ops.max_pool2d_backward, dy_pool, dataclasses.replace(pool, x_shape=(3, 5, 10, 10))),
+    (ops.max_pool2d_backward, dy_pool, dataclasses.replace(pool, kernel=(2, 2))),
+    (ops.max_pool2d_backward, dy_pool, dataclasses.replace(pool, switches=pool.switches.astype(np.float32))),
+    (ops.max_pool2d_backward, dy_pool, dataclasses.replace(pool, switches=None)),
+    (ops.max_pool2d_backward, dy_pool, avg),
+    (ops.avg_pool2d_backward, np.ones(avg.out_shape, np.float32), dataclasses.replace(avg, x_shape=(3, 4, 50, 50))),
+    (ops.max_pool2d_backward, dy_pool, conv),
+    (ops.conv2d_backward, dy_conv, pool),
+]
+for i, (fn, dy, cache) in enumerate(bad):
+    try:
+        fn(dy, cache)
+    except (ValueError, TypeError) as e:
+        assert fn.__name__.split("_backward")[0].replace("unpool2d", "max_pool2d") in str(e), (i, e)
+        print(i, type(e).__name__, e)
+    else:
+        raise SystemExit(f"case {i}: no error")
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("native", ["1", "0"], ids=["C", "no-C"])
+def test_caches_that_do_not_belong_to_dy_are_errors_naming_the_op(native):
+    proc = run_isolated(WRONG_CACHES, env={"MINICNN_NATIVE": native})
+    assert_survived(proc)
+    assert proc.stdout.rstrip().endswith("ok"), proc.stdout
