@@ -99,3 +99,35 @@ def test_caches_that_do_not_belong_to_dy_are_errors_naming_the_op(native):
     proc = run_isolated(WRONG_CACHES, env={"MINICNN_NATIVE": native})
     assert_survived(proc)
     assert proc.stdout.rstrip().endswith("ok"), proc.stdout
+
+
+# --- item 3: the caller reuses its input buffer between forward and backward ----------------------------------------
+
+PATHS = [(1, "c"), (2, "c"), (1, "numba"), (2, "numpy"), "readable"]
+PATH_IDS = ["1thread-c", "2thread-c", "1thread-numba", "2thread-numpy", "readable"]
+
+
+def on_path(path):
+    """The context in which the public ops take ``path``: ``(threads, loops)`` of test_ops_speedpaths, or the
+    readable NumPy bodies."""
+    from test_ops_speedpaths import copy_threads
+    return _cpu_fast.reference_paths() if path == "readable" else copy_threads(path)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, pad", [(1, 1), (2, 0)], ids=["direct", "gemm"])
+def test_conv_gradients_do_not_change_when_the_caller_overwrites_its_input_after_forward(path, dtype, stride, pad):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 7, 6)).astype(dtype)
+    W = rng.standard_normal((4, 2, 3, 2)).astype(dtype)
+    with on_path(path):
+        y, cache = ops.conv2d_forward(x.copy(), W, None, stride, pad)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        want = ops.conv2d_backward(dy, cache)
+        buffer = x.copy()
+        _, cache = ops.conv2d_forward(buffer, W, None, stride, pad)
+        buffer[...] = 0                                   # the next batch goes into the same buffer
+        got = ops.conv2d_backward(dy, cache)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
