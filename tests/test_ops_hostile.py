@@ -131,3 +131,81 @@ def test_conv_gradients_do_not_change_when_the_caller_overwrites_its_input_after
         got = ops.conv2d_backward(dy, cache)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+# --- item 6: narrow inputs under wide padded kernels, on the paths without the C loops -------------------------------
+
+@pytest.mark.parametrize("path", [(1, "numpy"), (2, "numpy"), (1, "c")], ids=["1thread-numpy", "2thread-numpy", "c"])
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad", [
+    ((2, 3, 1, 1), (4, 3, 5, 5), 1, 2), ((1, 2, 1, 3), (2, 2, 3, 5), 1, (1, 2)), ((2, 1, 2, 1), (3, 1, 5, 5), (1, 2), 2),
+    ((1, 1, 1, 1), (1, 1, 1, 5), 1, (0, 2)), ((2, 2, 3, 2), (2, 2, 1, 6), (2, 1), (0, 3))])
+def test_conv_on_narrow_inputs_with_wide_padded_kernels_matches_readable(path, x_shape, w_shape, stride, pad):
+    rng = np.random.default_rng(6)
+    x, W = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    with _cpu_fast.reference_paths():
+        y_ref, cache_ref = ops.conv2d_forward(x, W, None, stride, pad)
+        dy = rng.standard_normal(y_ref.shape)
+        want = ops.conv2d_backward(dy, cache_ref)
+    with on_path(path):
+        y, cache = ops.conv2d_forward(x, W, None, stride, pad)
+        got = ops.conv2d_backward(dy, cache)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+# --- items 5 and 7: unsupported dtypes, empty batches, vague errors --------------------------------------------------
+
+def _public_calls(x):
+    """Every public op on a (N, C, H, W) input x (forward, then backward where the forward passed)."""
+    return {
+        "max_pool2d": lambda: ops.max_pool2d_forward(x, 2),
+        "avg_pool2d": lambda: ops.avg_pool2d_forward(x, 2),
+        "conv2d": lambda: ops.conv2d_forward(x, np.ones((2,) + x.shape[1:2] + (3, 2), x.dtype), None, 1, 1),
+        "im2col": lambda: ops.im2col(x, 2),
+        "lrn": lambda: ops.lrn_forward(x, 3),
+        "relu": lambda: ops.relu_forward(x),
+        "dropout": lambda: ops.dropout_forward(x, 0.5, np.random.default_rng(0)),
+        "softmax": lambda: ops.softmax(x.reshape(x.shape[0], -1)),
+        "log_softmax": lambda: ops.log_softmax(x.reshape(x.shape[0], -1)),
+        "linear": lambda: ops.linear_forward(x.reshape(x.shape[0], -1), np.ones((x[0].size, 3), x.dtype)),
+    }
+
+
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.bool_, np.complex64])
+def test_unsupported_dtypes_are_rejected_by_every_op_on_every_path(path, dtype):
+    x = np.ones((2, 3, 4, 4), dtype=dtype)
+    with on_path(path):
+        for op, call in _public_calls(x).items():
+            with pytest.raises(TypeError, match=rf"{op}: \w+.* must be float32 or float64, got dtype {np.dtype(dtype)}"):
+                call()
+
+
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
+@pytest.mark.parametrize("rule", ops.RELU_RULES)
+def test_relu_backward_on_an_empty_batch_is_empty(path, rule):
+    for dtype in (np.float32, np.float64):
+        x = np.zeros((0, 3, 4, 4), dtype)
+        with on_path(path):
+            dx = ops.relu_backward(np.zeros_like(x), ops.relu_forward(x)[1], rule)
+        assert dx.shape == x.shape and dx.dtype == dtype
+
+
+def test_vague_errors_now_name_the_op():
+    with pytest.raises(ValueError, match=r"im2col: input must have rank 4 \(N, C, H, W\), got shape \(3, 4, 4\)"):
+        ops.im2col(np.zeros((3, 4, 4)), 2)
+    with pytest.raises(ValueError, match=r"col2im: cols must have the shape"):
+        ops.col2im(np.zeros((8, 5)), (1, 2, 3, 3), 2)
+    with pytest.raises(ValueError, match="softmax: the class axis"):
+        ops.softmax(np.zeros((3, 0)))
+    with pytest.raises(TypeError, match="relu: input must be a NumPy or CuPy array, got list"):
+        ops.relu_forward([1.0, -1.0])
+    with pytest.raises(ValueError, match=r"linear: bias must have shape \(3,\)"):
+        ops.linear_forward(np.ones((2, 4)), np.ones((4, 3)), np.ones(4))
+    with pytest.raises(TypeError, match="conv2d: bias must be float32 or float64"):
+        ops.conv2d_forward(np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2)), np.ones(2, np.int64))
+    x = np.ones((1, 2, 3, 3))
+    _, cache = ops.lrn_forward(x, 3)
+    with pytest.raises(ValueError, match=r"lrn: upstream gradient must have the input shape \(1, 2, 3, 3\)"):
+        ops.lrn_backward(np.ones((1, 2, 3, 4)), cache)

@@ -138,6 +138,12 @@ class _Grid:
         # exact: a convolution whose columns the C loops build (``_unfold_native``): no junk columns, Wq = ow
         self.exact = exact
         self.Wq = self.ow if exact else self._shared_pad_width()
+        # The spare row holds the tail of a tap's run (kx//sx cells past the last output row) only if that tail
+        # fits one row: a kernel much wider than a narrow padded image (x 1x1, kernel 5x5, pad 2: Wq = 3, tail 4)
+        # needs more spare rows, or its runs would end past the plane (col2im: a broadcast error).
+        over = (self.kw - 1) // self.sx - self.Wq
+        if over > 0 and not exact:
+            self.Hq += -(-over // self.Wq)
         self.L = self.oh * self.Wq
         self.cols = None        # conv: the forward's column matrices by batch chunk, when kept for backward
         self.threads = get_num_threads()    # conv: the threads it runs on (``_conv_threads``)
@@ -1050,6 +1056,8 @@ def relu_backward(dy, x, rule):
     ints = _SAME_SIZE_INT[dy.itemsize]
     dyf, xf = dy.reshape(-1), x.reshape(-1)
     out = fresh(dy.shape, dy.dtype)
+    if out.size == 0:                                  # an empty batch: no blocks to run
+        return out
     outf = out.reshape(-1).view(ints)
 
     def work(a, b):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .. import backend
 from . import _cpu_fast, _gpu
-from ._checks import check_float_array
+from ._checks import check_float_array, check_same_device, check_shape
 
 __all__ = ["lrn_forward", "lrn_backward", "lrn_alpha_from_torch", "channel_window_sum",
            "batch_norm_forward", "batch_norm_backward", "LRNCache", "BatchNormCache"]
@@ -77,8 +77,16 @@ def lrn_forward(x, n=5, k=2.0, alpha=1e-4, beta=0.75, name="lrn"):
 
 def lrn_backward(dy, cache: LRNCache, name="lrn"):
     """dy: (N, C, H, W) -> dx: (N, C, H, W)."""
-    if tuple(dy.shape) != tuple(cache.x.shape):
-        raise ValueError(f"{name}: upstream gradient must have the input shape {tuple(cache.x.shape)}, got {tuple(dy.shape)}")
+    if not isinstance(cache, LRNCache):
+        raise TypeError(f"{name}: cache must be the LRNCache of the forward pass, got {type(cache).__name__}")
+    check_float_array(dy, 4, name, what="upstream gradient")
+    for what in ("x", "y", "d"):
+        check_float_array(getattr(cache, what), 4, name, what=f"cache.{what}")
+        check_shape(getattr(cache, what), cache.x.shape, name, what=f"cache.{what}", of="the input shape")
+        check_same_device(dy, getattr(cache, what), name, f"cache.{what}")
+    check_shape(dy, cache.x.shape, name, of="the input shape")
+    if cache.scale is not None and tuple(getattr(cache.scale, "shape", ())) != tuple(cache.x.shape):
+        raise ValueError(f"{name}: cache.scale must have the input shape {tuple(cache.x.shape)}")
     if _gpu.handles(dy):  # CuPy array: the kernel in kernels/lrn.cu
         return _gpu.lrn_backward(dy, cache.x, cache.y, cache.d, cache.n, cache.alpha, cache.beta)
     if cache.scale is not None and _cpu_fast.use(dy) and _cpu_fast.use(cache.x) and dy.dtype == cache.x.dtype:
