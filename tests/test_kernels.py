@@ -199,6 +199,23 @@ def test_max_pool_backward_kernel_matches_numpy(cpu_kernels, dtype, cfg):
     np.testing.assert_allclose(dx, expected, **SUM_TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel, stride, pad", [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0))])
+def test_max_pool_forward_kernel_propagates_nan_like_numpy(cpu_kernels, dtype, kernel, stride, pad):
+    """A window holding NaN outputs NaN, its switch at the first NaN (as the NumPy op and PyTorch); inf and
+    all-NaN windows too."""
+    rng = np.random.default_rng(12)
+    x = _random(rng, (2, 3, 7, 8), dtype)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[1, 2], x[0, 1, :, ::3] = np.nan, np.inf
+    y_ref, cache = ops.max_pool2d_forward(x, kernel, stride, pad)
+    assert np.isnan(y_ref).any()
+    with on_cpu_kernels(cpu_kernels):
+        y, switches = _gpu.max_pool2d_forward(x, cache.kernel, cache.stride, cache.pad, cache.out_shape[2:])
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(switches, cache.switches)
+
+
 def test_unpooling_kernel_adds_overlapping_windows(cpu_kernels):
     """3x3 stride 2: the centre pixel wins all four windows that cover it, so it receives the sum of their dy."""
     x = np.zeros((1, 1, 5, 5))

@@ -209,3 +209,44 @@ def test_vague_errors_now_name_the_op():
     _, cache = ops.lrn_forward(x, 3)
     with pytest.raises(ValueError, match=r"lrn: upstream gradient must have the input shape \(1, 2, 3, 3\)"):
         ops.lrn_backward(np.ones((1, 2, 3, 4)), cache)
+
+
+# --- item 4: max pooling propagates NaN ---------------------------------------------------------------------------
+
+def _pool_by_definition(x, k, s, p):
+    """y and switches window by window: the first NaN wins, else the first maximum (padding is -inf)."""
+    (kh, kw), (sy, sx), (ph, pw) = k, s, p
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    N, C = x.shape[:2]
+    oh, ow = (xp.shape[2] - kh) // sy + 1, (xp.shape[3] - kw) // sx + 1
+    y, sw = np.empty((N, C, oh, ow), x.dtype), np.empty((N, C, oh, ow), np.int32)
+    for n, c, oy, ox in np.ndindex(N, C, oh, ow):
+        window = xp[n, c, oy * sy:oy * sy + kh, ox * sx:ox * sx + kw].reshape(-1)
+        nan = np.flatnonzero(np.isnan(window))
+        t = nan[0] if nan.size else int(np.argmax(window))
+        y[n, c, oy, ox], sw[n, c, oy, ox] = window[t], t
+    return y, sw
+
+
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, s, p", [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0))])
+def test_max_pool_propagates_nan_and_its_switch_points_at_the_first_nan(path, dtype, k, s, p):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 8, 10)).astype(dtype)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    x[1, 2] = np.nan                                   # all-NaN windows: NaN, switch 0
+    x[0, 1, :, ::2] = np.inf
+    want_y, want_s = _pool_by_definition(x, k, s, p)
+    with on_path(path):
+        y, cache = ops.max_pool2d_forward(x, k, s, p)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = ops.max_pool2d_backward(dy, cache)
+    np.testing.assert_array_equal(y, want_y)           # NaN where the window holds one
+    np.testing.assert_array_equal(cache.switches, want_s)
+    assert np.isnan(y[1, 2]).all() and (cache.switches[1, 2] == 0).all() or any(p)
+    with _cpu_fast.reference_paths():
+        np.testing.assert_array_equal(dx, ops.max_pool2d_backward(dy, cache))
+    torch = pytest.importorskip("torch")
+    ty = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p).numpy()
+    np.testing.assert_array_equal(y, ty)               # the same values as PyTorch, NaN included

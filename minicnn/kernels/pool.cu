@@ -9,7 +9,8 @@
 //   Window (oy, ox) covers input rows iy = oy*sy - ph + ky (ky in [0, kh)) and columns ix = ox*sx - pw + kx.
 //   Positions outside the input are -inf: they never win. oh, ow come from the caller (floor or ceil mode).
 //   switch = ky*kw + kx of the winner, local to the window; on ties the FIRST maximum in row-major window
-//   order wins (a later tap must be strictly greater to take over).
+//   order wins (a later tap must be strictly greater to take over). NaN propagates: a NaN takes over from a
+//   number and then stays, so a window holding NaN outputs NaN with its switch at the first NaN.
 
 // -inf, written so that it needs no header (NVRTC compiles without the host's <cmath>): IEEE -1/0.
 __device__ __forceinline__ T minicnn_negative_infinity()
@@ -41,7 +42,7 @@ extern "C" __global__ void max_pool_forward(const T* x, T* y, int* switches,
             for (int kx = 0; kx < kw; ++kx) {
                 const int ix = ox * sx - pw + kx;
                 const T v = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xs[(long long)iy * W + ix] : neg_inf;
-                if (v > best) { best = v; arg = ky * kw + kx; }
+                if (v > best || (v != v && best == best)) { best = v; arg = ky * kw + kx; }
             }
         }
         y[i] = best;

@@ -690,10 +690,12 @@ def _switch_dtype(kernel):
 def max_pool2d_forward(x, kernel, stride, pad, out):
     """(y, switches) as ``ops.max_pool2d_forward``: taps in row-major order, a strictly greater value wins.
 
-    On the phase grid (``_Grid``), NaN already turned into -inf (a NaN never wins), per tap four unmasked
-    ufunc passes (masked ``where=`` or boolean-index updates are ~10x slower): m = v > y;  y = maximum(v, y);
-    s = max(s, m * t) -- right because taps come in increasing order, so a new winner's t exceeds every
-    earlier switch. Two of the four passes are on uint8 switches (``_switch_dtype``). On a tie the readable
+    On the phase grid (``_Grid``), per tap four unmasked ufunc passes (masked ``where=`` or boolean-index
+    updates are ~10x slower): m = v > y;  y = maximum(v, y);  s = max(s, m * t) -- right because taps come in
+    increasing order, so a new winner's t exceeds every earlier switch. ``np.maximum`` propagates NaN as the
+    readable op does; where a thread's share holds a NaN (one SIMD max to check), m also takes a NaN over a
+    number (m |= isnan(v) & ~isnan(y)), so that the switch lands on the first NaN. Two of the four passes are
+    on uint8 switches (``_switch_dtype``). On a tie the readable
     path keeps the earlier value, which matters only for -0.0 against +0.0: ``np.maximum`` returns its second
     operand when the two compare equal (checked at import, ``_MAXIMUM_KEEPS_SECOND``).
 
@@ -719,8 +721,7 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
     def work(r0, r1):
         M = (r1 - r0) * grid.Hq * grid.Wq
         P = grid.split_flat(x3[r0:r1], -np.inf, "pool_phases")
-        if np.isnan(x3[r0:r1].max()):                  # NaN never wins: -inf does the same (one SIMD max to check)
-            np.fmax(P, -np.inf, out=P)
+        has_nan = bool(np.isnan(x3[r0:r1].max())) if r1 > r0 else False
         yg = _temp("pool_y", (M,), x.dtype)
         sg = _temp("pool_s", (M,), sdt)
         mask = _temp("pool_mask", (M,), np.bool_)
@@ -732,6 +733,8 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
         for t, (q, start) in enumerate(grid.runs[1:], start=1):
             v = P[q, start:start + M]
             np.greater(v, yg, out=mask)
+            if has_nan:                                # a NaN takes over from a number: the first NaN wins
+                mask |= np.isnan(v) & ~np.isnan(yg)
             np.maximum(v, yg, out=yg)
             np.multiply(m, sdt(t), out=tap)
             np.maximum(sg, tap, out=sg)
@@ -857,7 +860,7 @@ def _max_pool_tiles(x, kernel, out):
     """Tiling windows without the phase grid: x viewed as (N*C, oh, kh, ow, kw) gives every tap as a strided
     view, so the taps read x itself and y is written in place -- no phase copy, no crop (on small activations
     those copies and their ~50 ufunc calls were most of the time). Same passes and tie rule as the grid path;
-    only for NaN-free input (``np.maximum`` would spread a NaN)."""
+    only for NaN-free input (its masks do not move a switch onto the first NaN)."""
     (kh, kw), (oh, ow) = kernel, out
     N, C = x.shape[:2]
     sdt = _switch_dtype(kernel)
@@ -897,7 +900,7 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     so that a -0.0 lands as the readable path's 0.0 + -0.0 = +0.0). The per-tap version (a masked multiply and
     an add per tap and phase, then merging the phases) made 27 passes over a grid larger than the input; this
     writes dx once. A switch in a border window may point into the padding (only when its whole window was
-    -inf or NaN); those few border cells are checked and sent to a dump cell past the end of dx.
+    -inf); those few border cells are checked and sent to a dump cell past the end of dx.
     The sums are bit for bit those of the readable path, which adds the taps in row-major tap order: the windows
     that cover one pixel p, taken in row-major *output* order, see p at decreasing taps (a window further down
     sees p in a higher window row; one further right in the same window row, at a lower column), so the scatter

@@ -3,7 +3,9 @@
 Notation as in ``ops/conv.py``: x (N, C, H, W) -> y (N, C, oh, ow), window kh x kw, stride sy, sx, padding ph, pw.
 
 Max pooling records, for every output cell, which position of its window won: the **switches**, int32, local
-to the window (``ky * kw + kx``); on ties the first maximum in row-major window order wins. Unpooling puts each
+to the window (``ky * kw + kx``); on ties the first maximum in row-major window order wins. NaN propagates (as
+in PyTorch): a window that holds a NaN outputs NaN, and its switch points at the first NaN in row-major order,
+so a diverged activation is never hidden by its neighbours. Unpooling puts each
 value back at its switch; where windows overlap (3x3 stride 2) contributions add. Max-pool backward and
 Zeiler-Fergus unpooling are the same function, ``max_pool2d_backward``.
 
@@ -116,7 +118,8 @@ def max_pool2d_forward(x, kernel, stride=None, pad=0, ceil_mode=False, name="max
     """Max pooling that remembers where each maximum came from.
 
     x: (N, C, H, W) -> y: (N, C, oh, ow), cache with ``cache.switches`` (N, C, oh, ow) int32 in [0, kh*kw).
-    ``stride`` defaults to the kernel size (non-overlapping windows).
+    ``stride`` defaults to the kernel size (non-overlapping windows). The first maximum wins a tie; a window
+    holding a NaN outputs NaN, its switch at the first NaN (NaN propagates, as in PyTorch).
     """
     xp = backend.xp(x)
     kernel, stride, pad, out = _pool_geometry(x, kernel, stride, pad, ceil_mode, name)
@@ -132,10 +135,11 @@ def max_pool2d_forward(x, kernel, stride=None, pad=0, ceil_mode=False, name="max
     y = xp.full((N, C, oh, ow), -xp.inf, dtype=x.dtype)
     switches = xp.zeros((N, C, oh, ow), dtype=xp.int32)
     # Visit the window taps in row-major order; a strictly greater value takes over, so the first maximum wins.
+    # A NaN takes over from any number and then stays (nothing compares greater than NaN): the first NaN wins.
     for ky in range(kh):
         for kx in range(kw):
             v = x_pad[:, :, ky:ky + sy * (oh - 1) + 1:sy, kx:kx + sx * (ow - 1) + 1:sx]
-            wins = v > y
+            wins = (v > y) | (xp.isnan(v) & ~xp.isnan(y))
             y = xp.where(wins, v, y)
             switches[wins] = ky * kw + kx
     return y, PoolCache(tuple(x.shape), kernel, stride, pad, (N, C, oh, ow), switches)
