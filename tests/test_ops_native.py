@@ -148,11 +148,12 @@ def test_conv_with_and_without_the_blas_pointer_match_the_readable_op(monkeypatc
 def test_direct_convolution_matches_the_readable_op(dtype, F):
     """Stride-1 convolutions small enough for the C direct convolution: filters fewer than, equal to and more than
     a block of 8, output rows shorter than a vector and with a tail, padding (the backward is the direct one too:
-    see the next test)."""
+    see the next test). Non-square kernels and paddings: a kh/kw mix-up in the C loops shows only there."""
     rng = np.random.default_rng(F)
-    for C, H, W, k, pad in [(3, 5, 6, 3, 1), (2, 12, 13, 5, 2), (1, 4, 4, 1, 0), (4, 9, 20, 3, 0)]:
+    for C, H, W, k, pad in [(3, 5, 6, (3, 3), 1), (2, 12, 13, (5, 5), 2), (1, 4, 4, (1, 1), 0), (4, 9, 20, (3, 3), 0),
+                            (3, 6, 9, (3, 5), (1, 2)), (2, 11, 7, (5, 2), (2, 0)), (2, 5, 12, (1, 4), (0, 1))]:
         x = rng.standard_normal((3, C, H, W)).astype(dtype)
-        w = rng.standard_normal((F, C, k, k)).astype(dtype)
+        w = rng.standard_normal((F, C) + k).astype(dtype)
         b = rng.standard_normal(F).astype(dtype)
         y, cache = ops.conv2d_forward(x, w, b, 1, pad)
         assert cache.grid.exact and cache.grid.cols is None           # the direct path ran (no columns kept)
@@ -186,14 +187,16 @@ def test_direct_backward_matches_the_readable_op(monkeypatch, dtype, threads):
     old_threads = _parallel.get_num_threads()
     _parallel.set_num_threads(threads)
     rng = np.random.default_rng(threads)
-    cases = [  # N, C, F, H, W, k, pad
+    cases = [  # N, C, F, H, W, k, pad (an int: square; non-square kernels and pads catch a kh/kw mix-up)
         (3, 6, 16, 12, 12, 5, 0), (2, 1, 6, 11, 28, 5, 0), (2, 3, 5, 7, 9, 3, 1), (2, 8, 3, 6, 5, 3, 0),
         (2, 11, 9, 5, 13, 1, 0), (2, 2, 7, 6, 6, 2, 0), (2, 4, 4, 9, 10, 4, 1), (1, 5, 2, 8, 17, 7, 3),
-        (3, 7, 1, 6, 33, 3, 4), (2, 9, 10, 8, 8, 3, 1)]
+        (3, 7, 1, 6, 33, 3, 4), (2, 9, 10, 8, 8, 3, 1),
+        (2, 3, 5, 9, 8, (3, 5), (1, 2)), (2, 4, 6, 7, 11, (5, 3), (2, 0)), (2, 2, 3, 8, 6, (2, 7), (0, 3)),
+        (1, 3, 4, 6, 10, (1, 3), (0, 1))]
     try:
         for N, C, F, H, W, k, pad in cases:
             x = rng.standard_normal((N, C, H, W)).astype(dtype)
-            w = rng.standard_normal((F, C, k, k)).astype(dtype)
+            w = rng.standard_normal((F, C) + ((k, k) if isinstance(k, int) else k)).astype(dtype)
             y, cache = ops.conv2d_forward(x, w, None, 1, pad)
             dy = rng.standard_normal(y.shape).astype(dtype)
             with _cpu_fast.reference_paths():
@@ -210,6 +213,25 @@ def test_direct_backward_matches_the_readable_op(monkeypatch, dtype, threads):
     finally:
         _parallel.set_num_threads(old_threads)
     assert len(ran) == 3 * len(cases)                                  # every case took the direct backward
+
+
+@needs_c
+def test_direct_backward_float32_dw_sums_stay_close_to_float64_over_a_large_batch():
+    """dW of issue 7's 28x28 conv at batch 128: 73728 terms per weight. Summed in float32 running sums over the
+    whole batch (no move into double totals), the C direct backward's dW was 8e-7 off float64 (relative to its
+    largest entry), against 1.3e-7 with the totals; the bound sits between."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 1, 28, 28)).astype(np.float32) + 0.5       # offsets: sums that grow
+    W = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
+    y, cache = ops.conv2d_forward(x, W, None, 1, 0)
+    assert cache.grid.exact and cache.grid.cols is None                       # the direct path
+    dy = rng.standard_normal(y.shape).astype(np.float32) + 0.3
+    _, dW, db = ops.conv2d_backward(dy, cache)
+    with _cpu_fast.reference_paths():
+        _, cache64 = ops.conv2d_forward(x.astype(np.float64), W.astype(np.float64), None, 1, 0)
+        _, dW64, db64 = ops.conv2d_backward(dy.astype(np.float64), cache64)
+    assert np.abs(dW - dW64).max() / np.abs(dW64).max() < 4e-7
+    assert np.abs(db - db64).max() / np.abs(db64).max() < 4e-7
 
 
 def _grid(x_shape, W_shape, stride, pad):
