@@ -480,6 +480,13 @@ def im2col_public(x, kernel, stride, pad):
     return wide.copy().reshape(cols.shape[0], x.shape[0] * oh * ow)       # a copy: cols is scratch
 
 
+def finite(*arrays):
+    """True when no array holds NaN or inf (None is skipped). One pass each: the sum of the values is finite
+    exactly when they all are, unless it overflows -- then the caller takes its careful path, still right."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(a is None or a.size == 0 or math.isfinite(np.add.reduce(a, axis=None)) for a in arrays)
+
+
 def private_copy(x):
     """A C-contiguous copy of x that no caller holds (the conv cache's input, read again by the backward)."""
     out = fresh(x.shape, x.dtype)
@@ -606,6 +613,9 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
     and their column gradient is exactly zero (col2im adds them harmlessly)."""
     N, F, oh, ow = dy.shape
     kh, kw = W.shape[2:]
+    if N == 0:                                         # an empty batch: no chunks, zero parameter gradients
+        return (np.zeros(x.shape, dy.dtype) if need_dx else None,
+                np.zeros(W.shape, dy.dtype) if param_grads else None, np.zeros(F, dy.dtype) if param_grads else None)
     W2 = W.reshape(F, -1)
     K = W2.shape[1]
     if grid.exact and _direct_backward(x.shape, W.shape, grid, dy.dtype) and (need_dx or param_grads):
@@ -705,6 +715,8 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
     short loop per plane. The 2-D per-plane runs cost ~40 ns of loop setup per plane and pass, which on
     32x32 planes was more than half the time."""
     N, C, H, W = x.shape
+    if x.size == 0:                                    # an empty batch: nothing to pool (and no max to take)
+        return np.empty((N, C) + tuple(out), x.dtype), np.zeros((N, C) + tuple(out), np.int32)
     if _native.available(x.dtype):
         return _max_pool_native(x, kernel, stride, pad, out)
     if _jit_loops.available():
@@ -908,6 +920,8 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     N, C, H, W = x_shape
     (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
     oh, ow = dy.shape[2:]
+    if dy.size == 0:
+        return np.zeros(x_shape, dy.dtype)
     if _native.available(dy.dtype):                   # C loops, vectorized, threads without the GIL
         return _max_pool_backward_native(dy, switches, x_shape, kernel, stride, pad)
     if _jit_loops.available():                        # one compiled pass per plane, threads without the GIL

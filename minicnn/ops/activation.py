@@ -26,7 +26,7 @@ def relu_forward(x):
     if _cpu_fast.use_relu_forward(x):    # NumPy: the same np.maximum, split over the copy threads
         return _cpu_fast.relu_forward(x), x
     xp = backend.xp(x)
-    return xp.maximum(x, 0), x
+    return xp.asarray(xp.maximum(x, 0)), x         # asarray: a 0-d input gives a 0-d array, not a scalar
 
 
 def check_rule(rule, name="relu"):

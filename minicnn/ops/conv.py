@@ -187,15 +187,20 @@ def conv2d_backward(dy, cache: ConvCache, need_dx=True, param_grads=True, name="
     ``param_grads=False`` skips dW and db (deconvnet and saliency need only dx).
     """
     dy = _check_conv_cache(dy, cache, name)
+    W, cols = cache.W, cache.cols
     if cache.grid is not None:      # made by the fast CPU path, which caches x, not cols (ops/_cpu_fast.py)
         dy = backend.to_numpy(dy)
-        return _cpu_fast.conv2d_backward(dy, cache.W, cache.x, cache.grid, need_dx, param_grads)
-    W = cache.W
+        if _cpu_fast.finite(dy, W, cache.x if param_grads else None):
+            return _cpu_fast.conv2d_backward(dy, W, cache.x, cache.grid, need_dx, param_grads)
+        # NaN or inf: the fast paths multiply zeros (padding, junk columns) by every value, where a NaN or inf
+        # would land on cells the definition leaves untouched; the readable computation below puts them where
+        # this one does.
+        cols = im2col(cache.x, W.shape[2:], cache.stride, cache.pad)
     F = W.shape[0]
     dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1)   # (F, N*oh*ow), same column order as cols
     dx = dW = db = None
     if param_grads:
-        dW = (dy_rows @ cache.cols.T).reshape(W.shape)
+        dW = (dy_rows @ cols.T).reshape(W.shape)
         db = dy_rows.sum(axis=1)
     if need_dx:
         dcols = W.reshape(F, -1).T @ dy_rows
