@@ -247,6 +247,14 @@ def test_max_pool_propagates_nan_and_its_switch_points_at_the_first_nan(path, dt
     assert np.isnan(y[1, 2]).all() and (cache.switches[1, 2] == 0).all() or any(p)
     with _cpu_fast.reference_paths():
         np.testing.assert_array_equal(dx, ops.max_pool2d_backward(dy, cache))
+
+
+def test_max_pool_with_nan_gives_pytorchs_values():
     torch = pytest.importorskip("torch")
-    ty = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p).numpy()
-    np.testing.assert_array_equal(y, ty)               # the same values as PyTorch, NaN included
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 9, 8))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[0, 0, :3, :3] = np.nan
+    for k, s, p in [(2, 2, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))]:
+        y, _ = ops.max_pool2d_forward(x, k, s, p)
+        np.testing.assert_array_equal(y, torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p).numpy())

@@ -84,8 +84,9 @@ def _check_pool_backward(dy, cache, name, max_pool):
             raise TypeError(f"{name}: cache.switches must be an integer array of shape {out_shape}, "
                             f"got {type(switches).__name__}")
         check_same_device(dy, switches, name, "cache.switches")
-        if switches.dtype.kind not in "iu":
-            raise TypeError(f"{name}: cache.switches must be an integer array (int32), got dtype {switches.dtype}")
+        if switches.dtype != np.int32:               # what the forward makes; a wider int would wrap in a kernel
+            raise TypeError(f"{name}: cache.switches must be int32 (as max_pool2d_forward makes them), "
+                            f"got dtype {switches.dtype}")
         check_shape(switches, out_shape, name, what="cache.switches", of="the shape of the upstream gradient")
     return tuple(x_shape), kernel, stride, pad
 
