@@ -54,7 +54,7 @@ def paths(request):
 
 DTYPES = st.sampled_from([np.float32, np.float64, np.float32, np.float64, np.float16, np.int32])
 VALUES = st.sampled_from(["normal", "ties", "nonfinite"])
-LAYOUTS = st.sampled_from(["c", "c", "strided", "negative", "fortran"])
+LAYOUTS = st.sampled_from(["c", "c", "strided", "negative", "fortran", "readonly"])
 
 
 def values(rng, shape, kind, dtype):
@@ -84,6 +84,10 @@ def laid_out(a, layout):
         return big[..., ::2]
     if layout == "negative":
         return a[..., ::-1].copy()[..., ::-1]
+    if layout == "readonly":
+        a = a.copy()
+        a.flags.writeable = False
+        return a
     return np.asfortranarray(a)
 
 
@@ -149,8 +153,10 @@ def on_every_path(paths, call, exact=False):
 
 # --- the ops ------------------------------------------------------------------------------------------------------
 
+SIZE = st.one_of(st.integers(1, 6), st.just(0))       # a zero-sized channel or image axis now and then
+
 geometry = st.fixed_dictionaries(dict(
-    N=st.sampled_from([0, 1, 1, 2, 3]), C=st.integers(1, 3), H=st.integers(1, 6), W=st.integers(1, 6),
+    N=st.sampled_from([0, 1, 1, 2, 3]), C=st.one_of(st.integers(1, 3), st.just(0)), H=SIZE, W=SIZE,
     kh=st.integers(1, 4), kw=st.integers(1, 4), sy=st.integers(1, 3), sx=st.integers(1, 3),
     ph=st.integers(0, 2), pw=st.integers(0, 2)))
 
@@ -174,7 +180,7 @@ def test_conv2d(paths, g, F, bias, flags, wrong_cache, dtype, data):
     on_every_path(paths, call)
 
 
-@given(N=st.sampled_from([0, 1, 3]), fin=st.integers(1, 5), fout=st.integers(1, 4), bias=st.booleans(),
+@given(N=st.sampled_from([0, 1, 3]), fin=st.integers(0, 5), fout=st.integers(0, 4), bias=st.booleans(),
        dtype=DTYPES, data=st.data())
 def test_linear(paths, N, fin, fout, bias, dtype, data):
     d = Draw(data, dtype)
@@ -204,7 +210,7 @@ def test_im2col_and_col2im(paths, g, dtype, data):
 
 
 pool_geometry = st.fixed_dictionaries(dict(
-    N=st.sampled_from([0, 1, 1, 2]), C=st.integers(1, 3), H=st.integers(1, 7), W=st.integers(1, 7),
+    N=st.sampled_from([0, 1, 1, 2]), C=st.one_of(st.integers(1, 3), st.just(0)), H=SIZE, W=SIZE,
     kh=st.integers(1, 4), kw=st.integers(1, 4), sy=st.integers(1, 3), sx=st.integers(1, 3),
     ph=st.integers(0, 2), pw=st.integers(0, 2), ceil=st.booleans()))
 

@@ -165,7 +165,9 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     stride, pad = pair(stride, "stride", name), pair(pad, "pad", name)
     N = x.shape[0]
     oh, ow = conv_output_shape(x.shape, (kh, kw), stride, pad, name)
-    if _cpu_fast.use(x) and _cpu_fast.use(W):    # NumPy: the same result from fewer, threaded passes (ops/_cpu_fast.py)
+    # NumPy: the same result from fewer, threaded passes (ops/_cpu_fast.py); an empty input or weight (N, C or F
+    # zero) has nothing to speed up and takes the readable body
+    if _cpu_fast.use(x) and _cpu_fast.use(W) and x.size and W.size:
         y, grid = _cpu_fast.conv2d_forward(x, W, b, stride, pad, oh, ow)
         # The readable path's backward reads the columns made here; where the fast one reads x instead, it reads
         # a private copy, so that a caller reusing its input buffer gets the same gradients on both paths.
