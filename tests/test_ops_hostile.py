@@ -258,3 +258,19 @@ def test_max_pool_with_nan_gives_pytorchs_values():
     for k, s, p in [(2, 2, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))]:
         y, _ = ops.max_pool2d_forward(x, k, s, p)
         np.testing.assert_array_equal(y, torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p).numpy())
+
+
+def test_hyper_parameters_that_would_be_truncated_or_poison_every_output_are_errors():
+    x = np.ones((1, 2, 5, 5))
+    for bad in [(2.7, 2), True, 2.0, (2, 2, 2), "22"]:
+        with pytest.raises(TypeError, match=r"max_pool2d: kernel must be an int or an \(h, w\) pair of ints"):
+            ops.max_pool2d_forward(x, bad)
+    with pytest.raises(TypeError, match=r"conv2d: stride must be an int"):
+        ops.conv2d_forward(x, np.ones((1, 2, 2, 2)), None, (1.5, 1))
+    for what in ("k", "alpha", "beta"):
+        for value in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=rf"lrn: {what} must be a finite number"):
+                ops.lrn_forward(x, 3, **{what: value})
+    np.testing.assert_array_equal(ops.lrn_forward(x, np.int64(3))[0], ops.lrn_forward(x, 3)[0])
+    with pytest.raises(TypeError, match="dropout: rng must be a numpy.random.Generator"):
+        ops.dropout_forward(x, 0.5, 3)

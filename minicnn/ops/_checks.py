@@ -13,18 +13,32 @@ from .. import backend
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def pair(value, what: str, name: str) -> tuple[int, int]:
-    """Normalise an int or an (h, w) pair of non-negative ints."""
-    if isinstance(value, (int, np.integer)):
+    """Normalise an int or an (h, w) pair of non-negative ints (not floats, which would be truncated, nor bools)."""
+    if _is_int(value):
         h = w = int(value)
     else:
         try:
-            h, w = (int(v) for v in value)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name}: {what} must be an int or an (h, w) pair of ints, got {value!r}") from None
+            items = tuple(value) if not isinstance(value, (str, bytes)) else ()
+        except TypeError:
+            items = ()
+        if len(items) != 2 or not all(_is_int(v) for v in items):
+            raise TypeError(f"{name}: {what} must be an int or an (h, w) pair of ints, got {value!r}")
+        h, w = (int(v) for v in items)
     if h < 0 or w < 0:
         raise ValueError(f"{name}: {what} must be >= 0, got {(h, w)}")
     return h, w
+
+
+def check_real(value, name: str, what: str):
+    """A finite real number (a NaN or inf hyper-parameter would turn every output into NaN or 0 silently)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"{name}: {what} must be a finite number, got {value!r}")
 
 
 def check_array(x, name: str, what: str = "input"):

@@ -13,6 +13,8 @@ def dropout_forward(x, p, rng, name="dropout"):
     x: any shape; rng: numpy.random.Generator (or cupy's) -> (y, mask) where mask holds 0 or 1/(1-p).
     """
     check_array(x, name)
+    if not callable(getattr(rng, "random", None)):
+        raise TypeError(f"{name}: rng must be a numpy.random.Generator (or CuPy's), got {type(rng).__name__}")
     if not 0 <= p < 1:
         raise ValueError(f"{name}: drop probability must lie in [0, 1), got {p}")
     xp = backend.xp(x)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from .. import backend
 from . import _cpu_fast, _gpu
-from ._checks import check_float_array, check_same_device, check_shape
+import numpy as np
+
+from ._checks import check_float_array, check_real, check_same_device, check_shape
 
 __all__ = ["lrn_forward", "lrn_backward", "lrn_alpha_from_torch", "channel_window_sum",
            "batch_norm_forward", "batch_norm_backward", "LRNCache", "BatchNormCache"]
@@ -43,8 +45,10 @@ def channel_window_sum(a, n):
 
 def _check_lrn_args(x, n, k, alpha, beta, name):
     check_float_array(x, 4, name)
-    if not isinstance(n, int) or n < 1 or n % 2 == 0:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1 or n % 2 == 0:
         raise ValueError(f"{name}: the window n must be a positive odd integer (a symmetric window), got {n!r}")
+    for value, what in ((k, "k"), (alpha, "alpha"), (beta, "beta")):
+        check_real(value, name, what)
     if k <= 0 and alpha >= 0:
         # d = k + alpha*S can reach 0 where a window is all zeros; d**(-beta) would be inf.
         raise ValueError(f"{name}: k must be > 0, got {k}")
