@@ -19,7 +19,7 @@ from .. import backend
 from . import _cpu_fast, _gpu
 import numpy as np
 
-from ._checks import check_float_array, check_real, check_same_device, check_shape
+from ._checks import check_array, check_float_array, check_real, check_same_device, check_shape
 
 __all__ = ["lrn_forward", "lrn_backward", "lrn_alpha_from_torch", "channel_window_sum",
            "batch_norm_forward", "batch_norm_backward", "LRNCache", "BatchNormCache"]
@@ -125,15 +125,22 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, train, momentu
     (they are the layer's state, not the caller's input); in evaluation, uses the running ones.
     """
     xp = backend.xp(x)
+    check_array(x, name)
     if x.ndim not in (2, 4):
         raise ValueError(f"{name}: input must be (N, D) or (N, C, H, W), got shape {tuple(x.shape)}")
-    if x.shape[1] != gamma.shape[0]:
-        raise ValueError(f"{name}: expected {gamma.shape[0]} channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+    for a, what in ((gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"), (running_var, "running_var")):
+        check_float_array(a, 1, name, what=what, layout="(channels,)")
+        check_same_device(x, a, name, what)
+        check_shape(a, (x.shape[1],), name, what=what, of="one value per channel of the input:")
     axes, shape = _bn_axes(x), _bn_shape(x)
+    count = x.size // x.shape[1] if x.shape[1] else 0
+    if train and count == 0:
+        # An empty batch says nothing about the statistics: the running ones stay as they are (a mean of nothing
+        # is NaN, which would poison them for good), and the output is empty.
+        return xp.empty_like(x), BatchNormCache(xp.zeros_like(x), xp.ones_like(running_var), gamma, axes)
     if train:
         mean = x.mean(axis=axes)
         var = x.var(axis=axes)
-        count = x.size // x.shape[1]
         running_mean *= 1 - momentum
         running_mean += momentum * mean
         running_var *= 1 - momentum
@@ -148,8 +155,10 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, train, momentu
 
 def batch_norm_backward(dy, cache: BatchNormCache, param_grads=True, name="batch_norm"):
     """dy -> (dx, dgamma, dbeta). In evaluation mode the statistics are constants, so dx is a per-channel scale."""
-    if tuple(dy.shape) != tuple(cache.x_hat.shape):
-        raise ValueError(f"{name}: upstream gradient must have shape {tuple(cache.x_hat.shape)}, got {tuple(dy.shape)}")
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError(f"{name}: cache must be the BatchNormCache of the forward pass, got {type(cache).__name__}")
+    check_array(dy, name, "upstream gradient")
+    check_shape(dy, cache.x_hat.shape, name, of="the input shape")
     shape = _bn_shape(dy)
     axes = _bn_axes(dy)
     dgamma = (dy * cache.x_hat).sum(axis=axes) if param_grads else None
@@ -157,7 +166,9 @@ def batch_norm_backward(dy, cache: BatchNormCache, param_grads=True, name="batch
     scale = (cache.gamma * cache.inv_std).reshape(shape)
     if cache.axes is None:
         return dy * scale, dgamma, dbeta
-    m = dy.size // dy.shape[1]
+    m = dy.size // dy.shape[1] if dy.shape[1] else 0
+    if m == 0:                                         # an empty batch: no gradient to spread
+        return backend.xp(dy).zeros_like(dy), dgamma, dbeta
     dg = (dy * cache.x_hat).sum(axis=axes).reshape(shape)
     db = dy.sum(axis=axes).reshape(shape)
     dx = scale * (dy - db / m - cache.x_hat * dg / m)
