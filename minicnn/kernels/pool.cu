@@ -56,7 +56,9 @@ extern "C" __global__ void max_pool_forward(const T* x, T* y, int* switches,
 //   Window row oy covers py when 0 <= ky = py - oy*sy < kh, i.e.  oy from ceil((py - kh + 1)/sy)
 //   to floor(py/sy), clipped to [0, oh).
 //   Same along x. A window sends its dy to this pixel when its switch is exactly this tap: ky*kw + kx.
-//   Overlapping windows (stride < kernel) that all chose this pixel add up.
+//   Overlapping windows (stride < kernel) that all chose this pixel add up, in the NumPy op's order: it adds
+//   tap by tap in row-major tap order, and a larger tap (ky, kx) is a window further up / left, so the windows
+//   are visited bottom-up, right to left -- the same sums bit for bit.
 // ----------------------------------------------------------------------------------------------------------
 extern "C" __global__ void max_pool_backward(const T* dy, const int* switches, T* dx,
                                              int N, int C, int H, int W, int kh, int kw,
@@ -75,9 +77,9 @@ extern "C" __global__ void max_pool_backward(const T* dy, const int* switches, T
         const int ox_lo = px >= kw ? (px - kw) / sx + 1 : 0;
         const int ox_hi = px / sx < ow - 1 ? px / sx : ow - 1;
         T sum = 0;
-        for (int oy = oy_lo; oy <= oy_hi; ++oy) {
+        for (int oy = oy_hi; oy >= oy_lo; --oy) {
             const int ky = py - oy * sy;
-            for (int ox = ox_lo; ox <= ox_hi; ++ox) {
+            for (int ox = ox_hi; ox >= ox_lo; --ox) {
                 const int kx = px - ox * sx;
                 const long long o = (long long)oy * ow + ox;
                 if (sws[o] == ky * kw + kx) sum += dys[o];
