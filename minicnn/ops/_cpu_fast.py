@@ -48,6 +48,12 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
   of a masked multiply-and-add per tap.
 * ReLU forward is the same ``np.maximum`` split over the threads; ReLU backward runs in L2-sized blocks so its
   temporaries never reach DRAM.
+* What the fast paths must not change (issue 14): the answer for any input the readable op accepts. So a
+  convolution that keeps no columns for its backward keeps a private copy of x (``private_copy``: the readable
+  path's columns are made at forward, and a caller may reuse its input buffer before backward); and a conv
+  backward whose dy, weights or input hold NaN or inf runs the readable computation (``finite``): the phase grid,
+  the junk columns and the direct loops' padding multiply zeros by every value, and 0 * inf is NaN where the
+  definition has nothing. Empty batches return at once.
 * LRN sums the channel window by shifted in-place adds (no padded copy), takes ``d**-0.75`` as two square roots
   (much cheaper than ``pow``) and caches the scale for the backward, which thus needs no power at all.
 """
