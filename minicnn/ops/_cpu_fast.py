@@ -721,8 +721,8 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
     short loop per plane. The 2-D per-plane runs cost ~40 ns of loop setup per plane and pass, which on
     32x32 planes was more than half the time."""
     N, C, H, W = x.shape
-    if x.size == 0:                                    # an empty batch: nothing to pool (and no max to take)
-        return np.empty((N, C) + tuple(out), x.dtype), np.zeros((N, C) + tuple(out), np.int32)
+    if x.size == 0:              # an empty batch or image: only padding to pool (-inf), and no max to take
+        return np.full((N, C) + tuple(out), -np.inf, x.dtype), np.zeros((N, C) + tuple(out), np.int32)
     if _native.available(x.dtype):
         return _max_pool_native(x, kernel, stride, pad, out)
     if _jit_loops.available():
@@ -926,7 +926,7 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     N, C, H, W = x_shape
     (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
     oh, ow = dy.shape[2:]
-    if dy.size == 0:
+    if dy.size == 0 or N * C * H * W == 0:
         return np.zeros(x_shape, dy.dtype)
     if _native.available(dy.dtype):                   # C loops, vectorized, threads without the GIL
         return _max_pool_backward_native(dy, switches, x_shape, kernel, stride, pad)
