@@ -265,6 +265,10 @@ def test_hyper_parameters_that_would_be_truncated_or_poison_every_output_are_err
     for bad in [(2.7, 2), True, 2.0, (2, 2, 2), "22"]:
         with pytest.raises(TypeError, match=r"max_pool2d: kernel must be an int or an \(h, w\) pair of ints"):
             ops.max_pool2d_forward(x, bad)
+    with pytest.raises(ValueError, match=r"im2col: kernel along height must be >= 1, got 0"):
+        ops.im2col(x, (0, 2))
+    with pytest.raises(ValueError, match=r"conv2d: kernel along width must be >= 1, got 0"):
+        ops.conv2d_forward(x, np.ones((1, 2, 2, 0)))
     with pytest.raises(TypeError, match=r"conv2d: stride must be an int"):
         ops.conv2d_forward(x, np.ones((1, 2, 2, 2)), None, (1.5, 1))
     for what in ("k", "alpha", "beta"):

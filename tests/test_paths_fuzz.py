@@ -157,11 +157,11 @@ SIZE = st.one_of(st.integers(1, 6), st.just(0))       # a zero-sized channel or 
 
 geometry = st.fixed_dictionaries(dict(
     N=st.sampled_from([0, 1, 1, 2, 3]), C=st.one_of(st.integers(1, 3), st.just(0)), H=SIZE, W=SIZE,
-    kh=st.integers(1, 4), kw=st.integers(1, 4), sy=st.integers(1, 3), sx=st.integers(1, 3),
+    kh=st.integers(0, 4), kw=st.integers(1, 4), sy=st.integers(1, 3), sx=st.integers(1, 3),
     ph=st.integers(0, 2), pw=st.integers(0, 2)))
 
 
-@given(g=geometry, F=st.integers(1, 4), bias=st.booleans(), flags=st.sampled_from([(True, True), (True, False), (False, True)]),
+@given(g=geometry, F=st.integers(1, 4), bias=st.booleans(), flags=st.sampled_from([(True, True), (True, False), (False, True), (False, False)]),
        wrong_cache=st.booleans(), dtype=DTYPES, data=st.data())
 def test_conv2d(paths, g, F, bias, flags, wrong_cache, dtype, data):
     d = Draw(data, dtype)

@@ -89,6 +89,8 @@ def conv_output_size(size: int, k: int, s: int, p: int, name: str, axis: str, ce
     """
     if s <= 0:
         raise ValueError(f"{name}: stride along {axis} must be >= 1, got {s}")
+    if k <= 0:
+        raise ValueError(f"{name}: kernel along {axis} must be >= 1, got {k}")
     span = size + 2 * p - k
     if span < 0:
         raise ValueError(
