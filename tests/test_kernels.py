@@ -196,7 +196,24 @@ def test_max_pool_backward_kernel_matches_numpy(cpu_kernels, dtype, cfg):
     with on_cpu_kernels(cpu_kernels):
         dx = _gpu.max_pool2d_backward(dy, cache.switches, cache.x_shape, cache.kernel, cache.stride, cache.pad)
     assert dx.dtype == dy.dtype and dx.shape == x.shape
-    np.testing.assert_allclose(dx, expected, **SUM_TOL[dtype])
+    np.testing.assert_array_equal(dx, expected)         # bit for bit: the overlapping windows in the same order
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel, stride, pad", [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0))])
+def test_max_pool_forward_kernel_propagates_nan_like_numpy(cpu_kernels, dtype, kernel, stride, pad):
+    """A window holding NaN outputs NaN, its switch at the first NaN (as the NumPy op and PyTorch); inf and
+    all-NaN windows too."""
+    rng = np.random.default_rng(12)
+    x = _random(rng, (2, 3, 7, 8), dtype)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[1, 2], x[0, 1, :, ::3] = np.nan, np.inf
+    y_ref, cache = ops.max_pool2d_forward(x, kernel, stride, pad)
+    assert np.isnan(y_ref).any()
+    with on_cpu_kernels(cpu_kernels):
+        y, switches = _gpu.max_pool2d_forward(x, cache.kernel, cache.stride, cache.pad, cache.out_shape[2:])
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(switches, cache.switches)
 
 
 def test_unpooling_kernel_adds_overlapping_windows(cpu_kernels):
@@ -348,7 +365,9 @@ def test_kernels_compile_to_ptx_with_nvcc(tmp_path):
         ptx = source.with_suffix(".ptx").read_text()
         for name in kernel_names(filename):
             assert re.search(rf"\.entry {name}\(", ptx), f"{filename} ({dtype}): no PTX entry for {name}"
-        assert ("f64" in ptx) == (dtype == np.float64) or filename == "lrn.cu", f"{filename}: wrong element type"
+        # ".f64" as a type suffix, not "%f64", the 64th float register of a long float kernel
+        assert bool(re.search(r"\.f64\b", ptx)) == (dtype == np.float64) or filename == "lrn.cu", \
+            f"{filename}: wrong element type"
 
 
 def _find_nvrtc():

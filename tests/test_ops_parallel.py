@@ -180,3 +180,14 @@ def test_a_forked_child_gets_a_pool_of_its_own(threads):
 def _child_covers(queue):
     _parallel.MIN_ELEMENTS_PER_THREAD = 1
     queue.put(_cover_once(9).tolist())
+
+
+@pytest.mark.parametrize("value, expected, warned", [("3", "3", False), ("0", "default", True), ("", "default", False)])
+def test_minicnn_num_threads_is_honoured_and_a_bad_value_does_not_break_the_import(value, expected, warned):
+    code = "from minicnn.ops import _parallel; import os; print(_parallel.get_num_threads())"
+    env = dict(os.environ, MINICNN_NUM_THREADS=value)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    default = str(max(1, min(2, os.cpu_count() or 1)))
+    assert proc.stdout.strip() == (default if expected == "default" else expected)
+    assert ("MINICNN_NUM_THREADS must be a positive integer" in proc.stderr) == warned

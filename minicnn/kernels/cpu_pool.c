@@ -12,8 +12,8 @@
    taps of one output at a time is scalar (the Numba loops in ops/_jit_loops.py: 5-7 ns per output).
    Columns ow..Wq-1 of that grid are junk, dropped when the outputs are copied out.
 
-   Bit for bit the readable ops: a strictly greater value wins (the first maximum wins a tie, NaN never wins,
-   cells outside the input are -inf), and the backward adds the taps onto +0.0 in the readable op's order. */
+   Bit for bit the readable ops: a strictly greater value wins (the first maximum wins a tie), a NaN wins over
+   a number and then stays (the first NaN wins: NaN propagates), cells outside the input are -inf, and the backward adds the taps onto +0.0 in the readable op's order. */
 #include "cpu_common.h"
 
 static inline vT select_where(vI mask, vT a, vT b) { return (vT)(((vI)a & mask) | ((vI)b & ~mask)); }
@@ -181,7 +181,8 @@ int max_pool_forward(const T *x, T *y, int32_t *s, const i64 *runs, i64 ntaps, i
             vI tap = {0};
             for (i64 t = 0; t < ntaps; t++) {
                 vT v = load(P + runs[t] + c);
-                vI wins = v > best;                      /* strictly greater: false for NaN and for ties */
+                /* strictly greater (false for ties), or a NaN over a number: the first NaN wins and stays */
+                vI wins = (v > best) | ((v != v) & (best == best));
                 best = select_where(wins, v, best);
                 tap = (((vI){0} + (IT)t) & wins) | (tap & ~wins);
             }
@@ -258,10 +259,8 @@ int max_pool_forward_2x2(const T *x, T *y, int32_t *s, i64 W, i64 rho0, i64 rho1
             v4T taps[4] = {even(a), odd(a), even(b), odd(b)};
             v4T best = taps[0];
             v4I tap = {0};
-            v4I nan = best != best;                   /* a NaN at tap 0 does not win: -inf stays, as in the */
-            best = (v4T)(((v4I)best & ~nan) | ((v4I)((v4T){0} - INFINITY) & nan));    /* readable op */
-            for (int t = 1; t < 4; t++) {
-                v4I wins = taps[t] > best;
+            for (int t = 1; t < 4; t++) {             /* a NaN at tap 0 stays, a later one wins over a number */
+                v4I wins = (taps[t] > best) | ((taps[t] != taps[t]) & (best == best));
                 best = (v4T)(((v4I)taps[t] & wins) | ((v4I)best & ~wins));
                 tap = (((v4I){0} + (IT)t) & wins) | (tap & ~wins);
             }
@@ -273,7 +272,7 @@ int max_pool_forward_2x2(const T *x, T *y, int32_t *s, i64 W, i64 rho0, i64 rho1
             T best = -INFINITY;
             int32_t tap = 0;
             for (int t = 0; t < 4; t++)
-                if (v[t] > best) { best = v[t]; tap = t; }
+                if (v[t] > best || (v[t] != v[t] && best == best)) { best = v[t]; tap = t; }
             yo[ox] = best;
             so[ox] = tap;
         }

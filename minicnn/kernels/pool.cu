@@ -9,7 +9,8 @@
 //   Window (oy, ox) covers input rows iy = oy*sy - ph + ky (ky in [0, kh)) and columns ix = ox*sx - pw + kx.
 //   Positions outside the input are -inf: they never win. oh, ow come from the caller (floor or ceil mode).
 //   switch = ky*kw + kx of the winner, local to the window; on ties the FIRST maximum in row-major window
-//   order wins (a later tap must be strictly greater to take over).
+//   order wins (a later tap must be strictly greater to take over). NaN propagates: a NaN takes over from a
+//   number and then stays, so a window holding NaN outputs NaN with its switch at the first NaN.
 
 // -inf, written so that it needs no header (NVRTC compiles without the host's <cmath>): IEEE -1/0.
 __device__ __forceinline__ T minicnn_negative_infinity()
@@ -41,7 +42,7 @@ extern "C" __global__ void max_pool_forward(const T* x, T* y, int* switches,
             for (int kx = 0; kx < kw; ++kx) {
                 const int ix = ox * sx - pw + kx;
                 const T v = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xs[(long long)iy * W + ix] : neg_inf;
-                if (v > best) { best = v; arg = ky * kw + kx; }
+                if (v > best || (v != v && best == best)) { best = v; arg = ky * kw + kx; }
             }
         }
         y[i] = best;
@@ -55,7 +56,9 @@ extern "C" __global__ void max_pool_forward(const T* x, T* y, int* switches,
 //   Window row oy covers py when 0 <= ky = py - oy*sy < kh, i.e.  oy from ceil((py - kh + 1)/sy)
 //   to floor(py/sy), clipped to [0, oh).
 //   Same along x. A window sends its dy to this pixel when its switch is exactly this tap: ky*kw + kx.
-//   Overlapping windows (stride < kernel) that all chose this pixel add up.
+//   Overlapping windows (stride < kernel) that all chose this pixel add up, in the NumPy op's order: it adds
+//   tap by tap in row-major tap order, and a larger tap (ky, kx) is a window further up / left, so the windows
+//   are visited bottom-up, right to left -- the same sums bit for bit.
 // ----------------------------------------------------------------------------------------------------------
 extern "C" __global__ void max_pool_backward(const T* dy, const int* switches, T* dx,
                                              int N, int C, int H, int W, int kh, int kw,
@@ -74,9 +77,9 @@ extern "C" __global__ void max_pool_backward(const T* dy, const int* switches, T
         const int ox_lo = px >= kw ? (px - kw) / sx + 1 : 0;
         const int ox_hi = px / sx < ow - 1 ? px / sx : ow - 1;
         T sum = 0;
-        for (int oy = oy_lo; oy <= oy_hi; ++oy) {
+        for (int oy = oy_hi; oy >= oy_lo; --oy) {
             const int ky = py - oy * sy;
-            for (int ox = ox_lo; ox <= ox_hi; ++ox) {
+            for (int ox = ox_hi; ox >= ox_lo; --ox) {
                 const int kx = px - ox * sx;
                 const long long o = (long long)oy * ow + ox;
                 if (sws[o] == ky * kw + kx) sum += dys[o];

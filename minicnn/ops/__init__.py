@@ -1,6 +1,25 @@
 """Pure functional ops: ``*_forward(...) -> (y, cache)`` and ``*_backward(dy, cache, ...)``.
 
 Each works on NumPy or CuPy arrays alike and never writes into ``dy`` or into anything the caller owns.
+
+The input contract, the same on every path (the readable NumPy bodies, the fast CPU paths with their C and Numba
+loops, the CUDA kernels):
+
+* **dtypes.** float32 and float64 are supported. Any other dtype (float16, integers, bool, object) is rejected
+  by every op before any path runs, with a ``TypeError`` that names the op and the dtype it got.
+* **Empty batches.** N = 0 is valid input for every op and layer: the outputs are empty arrays of the right
+  shape and dtype, gradients of parameters are zeros. (A geometry whose *output* would be empty, a kernel larger
+  than the padded image, is an error that names the layer.)
+* **NaN and inf propagate, never hidden.** A NaN in an input gives NaN in every output that depends on it; max
+  pooling outputs NaN for a window that holds one, its switch pointing at the first NaN (as PyTorch).
+* **Memory layout.** Non-contiguous and negatively strided arrays are accepted and give the same answer as
+  their contiguous copies.
+* **Caches.** A backward checks that its cache belongs to ``dy`` (shapes, dtypes, device) before any path
+  reads it, and raises ``ValueError``/``TypeError`` naming the op, the expected and the actual value. A cache
+  holds what the backward needs: overwriting the forward's input afterwards changes no gradient that the
+  readable path computes from its own cache (conv; relu, LRN and linear keep the input itself on every path).
+* Any input that the readable op accepts, every path accepts with the same answer; any that it rejects, every
+  path rejects with the same error (tests/test_paths_fuzz.py drives every op through every path).
 """
 from .activation import RELU_RULES, log_softmax, relu_backward, relu_forward, softmax
 from .conv import (col2im, conv2d_backward, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive,

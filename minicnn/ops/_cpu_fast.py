@@ -48,6 +48,12 @@ What each trick buys (2-core machine, float32; see benchmarks/RESULTS.md for the
   of a masked multiply-and-add per tap.
 * ReLU forward is the same ``np.maximum`` split over the threads; ReLU backward runs in L2-sized blocks so its
   temporaries never reach DRAM.
+* What the fast paths must not change (issue 14): the answer for any input the readable op accepts. So a
+  convolution that keeps no columns for its backward keeps a private copy of x (``private_copy``: the readable
+  path's columns are made at forward, and a caller may reuse its input buffer before backward); and a conv
+  backward whose dy, weights or input hold NaN or inf runs the readable computation (``finite``): the phase grid,
+  the junk columns and the direct loops' padding multiply zeros by every value, and 0 * inf is NaN where the
+  definition has nothing. Empty batches return at once.
 * LRN sums the channel window by shifted in-place adds (no padded copy), takes ``d**-0.75`` as two square roots
   (much cheaper than ``pow``) and caches the scale for the backward, which thus needs no power at all.
 """
@@ -138,6 +144,12 @@ class _Grid:
         # exact: a convolution whose columns the C loops build (``_unfold_native``): no junk columns, Wq = ow
         self.exact = exact
         self.Wq = self.ow if exact else self._shared_pad_width()
+        # The spare row holds the tail of a tap's run (kx//sx cells past the last output row) only if that tail
+        # fits one row: a kernel much wider than a narrow padded image (x 1x1, kernel 5x5, pad 2: Wq = 3, tail 4)
+        # needs more spare rows, or its runs would end past the plane (col2im: a broadcast error).
+        over = (self.kw - 1) // self.sx - self.Wq
+        if over > 0 and not exact:
+            self.Hq += -(-over // self.Wq)
         self.L = self.oh * self.Wq
         self.cols = None        # conv: the forward's column matrices by batch chunk, when kept for backward
         self.threads = get_num_threads()    # conv: the threads it runs on (``_conv_threads``)
@@ -474,6 +486,20 @@ def im2col_public(x, kernel, stride, pad):
     return wide.copy().reshape(cols.shape[0], x.shape[0] * oh * ow)       # a copy: cols is scratch
 
 
+def finite(*arrays):
+    """True when no array holds NaN or inf (None is skipped). One pass each: the sum of the values is finite
+    exactly when they all are, unless it overflows -- then the caller takes its careful path, still right."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(a is None or a.size == 0 or math.isfinite(np.add.reduce(a, axis=None)) for a in arrays)
+
+
+def private_copy(x):
+    """A C-contiguous copy of x that no caller holds (the conv cache's input, read again by the backward)."""
+    out = fresh(x.shape, x.dtype)
+    np.copyto(out, x)
+    return out
+
+
 def conv2d_forward(x, W, b, stride, pad, oh, ow, keep_cols=True):
     """y (N, F, oh, ow) and the grid, one GEMM per batch chunk; the bias on its rows, NCHW by one copy.
     ``keep_cols``: keep the chunks' column matrices on the grid for backward (``grid.cols``, by batch range)."""
@@ -593,6 +619,9 @@ def conv2d_backward(dy, W, x, grid, need_dx, param_grads):
     and their column gradient is exactly zero (col2im adds them harmlessly)."""
     N, F, oh, ow = dy.shape
     kh, kw = W.shape[2:]
+    if N == 0:                                         # an empty batch: no chunks, zero parameter gradients
+        return (np.zeros(x.shape, dy.dtype) if need_dx else None,
+                np.zeros(W.shape, dy.dtype) if param_grads else None, np.zeros(F, dy.dtype) if param_grads else None)
     W2 = W.reshape(F, -1)
     K = W2.shape[1]
     if grid.exact and _direct_backward(x.shape, W.shape, grid, dy.dtype) and (need_dx or param_grads):
@@ -677,10 +706,12 @@ def _switch_dtype(kernel):
 def max_pool2d_forward(x, kernel, stride, pad, out):
     """(y, switches) as ``ops.max_pool2d_forward``: taps in row-major order, a strictly greater value wins.
 
-    On the phase grid (``_Grid``), NaN already turned into -inf (a NaN never wins), per tap four unmasked
-    ufunc passes (masked ``where=`` or boolean-index updates are ~10x slower): m = v > y;  y = maximum(v, y);
-    s = max(s, m * t) -- right because taps come in increasing order, so a new winner's t exceeds every
-    earlier switch. Two of the four passes are on uint8 switches (``_switch_dtype``). On a tie the readable
+    On the phase grid (``_Grid``), per tap four unmasked ufunc passes (masked ``where=`` or boolean-index
+    updates are ~10x slower): m = v > y;  y = maximum(v, y);  s = max(s, m * t) -- right because taps come in
+    increasing order, so a new winner's t exceeds every earlier switch. ``np.maximum`` propagates NaN as the
+    readable op does; where a thread's share holds a NaN (one SIMD max to check), m also takes a NaN over a
+    number (m |= isnan(v) & ~isnan(y)), so that the switch lands on the first NaN. Two of the four passes are
+    on uint8 switches (``_switch_dtype``). On a tie the readable
     path keeps the earlier value, which matters only for -0.0 against +0.0: ``np.maximum`` returns its second
     operand when the two compare equal (checked at import, ``_MAXIMUM_KEEPS_SECOND``).
 
@@ -690,6 +721,8 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
     short loop per plane. The 2-D per-plane runs cost ~40 ns of loop setup per plane and pass, which on
     32x32 planes was more than half the time."""
     N, C, H, W = x.shape
+    if x.size == 0:              # an empty batch or image: only padding to pool (-inf), and no max to take
+        return np.full((N, C) + tuple(out), -np.inf, x.dtype), np.zeros((N, C) + tuple(out), np.int32)
     if _native.available(x.dtype):
         return _max_pool_native(x, kernel, stride, pad, out)
     if _jit_loops.available():
@@ -706,8 +739,7 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
     def work(r0, r1):
         M = (r1 - r0) * grid.Hq * grid.Wq
         P = grid.split_flat(x3[r0:r1], -np.inf, "pool_phases")
-        if np.isnan(x3[r0:r1].max()):                  # NaN never wins: -inf does the same (one SIMD max to check)
-            np.fmax(P, -np.inf, out=P)
+        has_nan = bool(np.isnan(x3[r0:r1].max())) if r1 > r0 else False
         yg = _temp("pool_y", (M,), x.dtype)
         sg = _temp("pool_s", (M,), sdt)
         mask = _temp("pool_mask", (M,), np.bool_)
@@ -719,6 +751,8 @@ def max_pool2d_forward(x, kernel, stride, pad, out):
         for t, (q, start) in enumerate(grid.runs[1:], start=1):
             v = P[q, start:start + M]
             np.greater(v, yg, out=mask)
+            if has_nan:                                # a NaN takes over from a number: the first NaN wins
+                mask |= np.isnan(v) & ~np.isnan(yg)
             np.maximum(v, yg, out=yg)
             np.multiply(m, sdt(t), out=tap)
             np.maximum(sg, tap, out=sg)
@@ -844,7 +878,7 @@ def _max_pool_tiles(x, kernel, out):
     """Tiling windows without the phase grid: x viewed as (N*C, oh, kh, ow, kw) gives every tap as a strided
     view, so the taps read x itself and y is written in place -- no phase copy, no crop (on small activations
     those copies and their ~50 ufunc calls were most of the time). Same passes and tie rule as the grid path;
-    only for NaN-free input (``np.maximum`` would spread a NaN)."""
+    only for NaN-free input (its masks do not move a switch onto the first NaN)."""
     (kh, kw), (oh, ow) = kernel, out
     N, C = x.shape[:2]
     sdt = _switch_dtype(kernel)
@@ -884,7 +918,7 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     so that a -0.0 lands as the readable path's 0.0 + -0.0 = +0.0). The per-tap version (a masked multiply and
     an add per tap and phase, then merging the phases) made 27 passes over a grid larger than the input; this
     writes dx once. A switch in a border window may point into the padding (only when its whole window was
-    -inf or NaN); those few border cells are checked and sent to a dump cell past the end of dx.
+    -inf); those few border cells are checked and sent to a dump cell past the end of dx.
     The sums are bit for bit those of the readable path, which adds the taps in row-major tap order: the windows
     that cover one pixel p, taken in row-major *output* order, see p at decreasing taps (a window further down
     sees p in a higher window row; one further right in the same window row, at a lower column), so the scatter
@@ -892,6 +926,8 @@ def max_pool2d_backward(dy, switches, x_shape, kernel, stride, pad):
     N, C, H, W = x_shape
     (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
     oh, ow = dy.shape[2:]
+    if dy.size == 0 or N * C * H * W == 0:
+        return np.zeros(x_shape, dy.dtype)
     if _native.available(dy.dtype):                   # C loops, vectorized, threads without the GIL
         return _max_pool_backward_native(dy, switches, x_shape, kernel, stride, pad)
     if _jit_loops.available():                        # one compiled pass per plane, threads without the GIL
@@ -1043,6 +1079,8 @@ def relu_backward(dy, x, rule):
     ints = _SAME_SIZE_INT[dy.itemsize]
     dyf, xf = dy.reshape(-1), x.reshape(-1)
     out = fresh(dy.shape, dy.dtype)
+    if out.size == 0:                                  # an empty batch: no blocks to run
+        return out
     outf = out.reshape(-1).view(ints)
 
     def work(a, b):

@@ -112,9 +112,10 @@ def lrn_backward(dy, x, y, d, n, alpha, beta):
 def relu_backward(dy, x, rule):
     """dy, x (any shape) -> dx = dy where ``rule`` lets it through, 0 elsewhere (see kernels/relu.cu)."""
     xp = backend.xp(dy)
-    dy = xp.ascontiguousarray(dy)
-    x = xp.ascontiguousarray(x, dtype=dy.dtype)
+    shape = dy.shape
+    dy = xp.ascontiguousarray(dy).reshape(-1)           # flat: the kernel sees elements, any rank (0-d included)
+    x = xp.ascontiguousarray(x, dtype=dy.dtype).reshape(-1)
     dx = xp.empty_like(dy)
     _run("relu.cu", "relu_backward", dy.dtype, dx.size,
          (x, dy, dx, np.int64(dx.size), np.int32(RELU_RULE_CODES[rule])))
-    return dx
+    return dx.reshape(shape)

@@ -65,10 +65,11 @@ def max_pool_forward(x, y, s, offsets, sy, sx, ph, pw, Hp, Wp, neg, r0, r1):
     copied into a scratch plane bordered with -inf, so that the window loop never checks bounds. Arrays are
     indexed flat (3-D indexing cost up to 2x).
 
-    As the readable op: a strictly greater value takes over (the first maximum wins, NaN never wins), cells
-    outside the input are -inf. No branch depends on the data: ``max(best, v)`` keeps ``best`` unless ``v`` is
-    greater (Python's rule, NaN included), and since taps only increase, ``tap = max(tap, t * (v > best))`` is
-    the last strict winner (an ``if v > best:`` is mispredicted about every third tap: several times slower)."""
+    As the readable op: a strictly greater value takes over (the first maximum wins), and so does a NaN over a
+    number (the first NaN wins and stays: NaN propagates), cells outside the input are -inf. No branch depends
+    on the data: ``best = v if wins else best`` is a select, and since taps only increase,
+    ``tap = max(tap, t * wins)`` is the last winner (an ``if wins:`` is mispredicted about every third tap:
+    several times slower)."""
     H, W = x.shape[1], x.shape[2]
     oh, ow = y.shape[1], y.shape[2]
     bordered = ph > 0 or pw > 0 or (Hp, Wp) != (H, W)
@@ -92,8 +93,9 @@ def max_pool_forward(x, y, s, offsets, sy, sx, ph, pw, Hp, Wp, neg, r0, r1):
                 tap = 0
                 for t in range(len(offsets)):
                     v = src[at + offsets[t]]
-                    tap = max(tap, t * (v > best))
-                    best = max(best, v)
+                    wins = (v > best) | ((v != v) & (best == best))
+                    tap = max(tap, t * wins)
+                    best = v if wins else best
                 yf[out + ox] = best
                 sf[out + ox] = tap
 

@@ -11,12 +11,24 @@ directly, the running sums in vector registers and one image's data in the L1 ca
 with the package, beside the CUDA kernels, and follow the kernels' convention: one source, the element type ``T``
 set at compile time (``-DT=float`` or ``-DT=double``).
 
-Building: the first call in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set; ~1 s a dtype)
-and keeps the shared library in a cache directory (``$MINICNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/minicnn`` or
-``~/.cache/minicnn``), named by a hash of the source, the compiler, its flags and this CPU, so that a changed
-source, compiler or machine builds anew and concurrent processes never see a half-written file (each builds
-under a temporary name and renames). ``-march=native`` is what lets the compiler use AVX2 where the CPU has it;
-no ``-ffast-math``, which would change the NaN and signed-zero results the tests hold the loops to.
+Building: the first call in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set; ~1 s a dtype,
+with a one-line notice on stderr) and keeps the shared library in a cache directory (``$MINICNN_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/minicnn`` or ``~/.cache/minicnn``), named by a hash of the source, the compiler, its flags
+and this CPU, so that a changed source, compiler or machine builds anew. ``-march=native`` is what lets the
+compiler use AVX2 where the CPU has it; no ``-ffast-math``, which would change the NaN and signed-zero results
+the tests hold the loops to.
+
+The cache survives crashes, power loss and concurrent processes:
+
+* A library is loaded only after it is validated: beside ``X.so`` a sidecar ``X.so.sha256`` holds its size and
+  SHA-256, written (atomically) after the library is in place. A library without its sidecar, or that does not
+  match it (truncated by a crash, zero bytes, overwritten), is rebuilt: a truncated shared library would
+  otherwise kill every later process with SIGBUS when the loader touches its missing pages.
+* Builds write under a temporary name (``X.so.<pid>.partial``), fsync, rename over the final name and fsync the
+  directory, so a reader sees no file or a whole one, also after a power loss.
+* One build at a time per library, across processes: an exclusive ``fcntl`` lock on ``X.so.lock``; a process
+  that waited finds the library built and loads it.
+* Temporaries of builds whose process is gone (killed mid-build) are removed at the next first load.
 
 Where no C compiler is found, a build fails, or ``MINICNN_NATIVE=0`` is set, ``available()`` is False and the
 callers fall back to the Numba loops or the NumPy fast paths. ctypes releases the GIL for the duration of each
@@ -32,9 +44,16 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:            # not a POSIX system: builds are not serialised across processes
+    fcntl = None
 
 import numpy as np
 
@@ -188,7 +207,8 @@ def _cache_dir():
 
 
 def _build(ctype):
-    """Path of the shared library of SOURCES for element type ``ctype``, compiling it if not cached."""
+    """Path of the shared library of SOURCES for element type ``ctype``: the cached one if it is valid, else
+    built now (under the inter-process lock; see the module docstring)."""
     cc = _compiler()
     sources = [backend.KERNEL_DIR / name for name in SOURCES]
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
@@ -197,21 +217,127 @@ def _build(ctype):
         key.update(part.encode() + b"\0")
     for path in sources + [backend.KERNEL_DIR / name for name in HEADERS]:
         key.update(path.read_bytes())
-    target = _cache_dir() / f"cpu_loops_{ctype}_{key.hexdigest()[:16]}.so"
-    if target.exists():
+    directory = _cache_dir()
+    target = directory / f"cpu_loops_{ctype}_{key.hexdigest()[:16]}.so"
+    remove_stale_temporaries(directory)
+    if valid_library(target):
         return target
-    errors = []
-    for arch in (ARCH_FLAGS, ()):
-        fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        cmd = [cc, *FLAGS, *arch, f"-DT={ctype}", *map(str, sources), "-o", partial]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if done.returncode == 0:
-            os.replace(partial, target)              # atomic: another process sees no file or a whole one
+    with _exclusive(target.with_name(target.name + ".lock")):
+        if valid_library(target):                    # built by another process while this one waited
             return target
-        os.unlink(partial)
-        errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-2000:]}")
+        print(f"minicnn: compiling the C loops for {ctype} (once; cached in {directory})", file=sys.stderr)
+        errors = []
+        for arch in (ARCH_FLAGS, ()):
+            partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+            cmd = [cc, *FLAGS, *arch, f"-DT={ctype}", *map(str, sources), "-o", str(partial)]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if done.returncode == 0:
+                _publish(partial, target)
+                return target
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-2000:]}")
     raise RuntimeError("building the C loops failed:\n" + "\n".join(errors))
+
+
+def _sidecar(target):
+    return target.with_name(target.name + ".sha256")
+
+
+def _digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def valid_library(target):
+    """True when ``target`` exists and matches the size and SHA-256 its sidecar records."""
+    try:
+        size, digest = _sidecar(target).read_text().split()
+        return target.stat().st_size == int(size) and _digest(target) == digest
+    except (OSError, ValueError):
+        return False
+
+
+def _fsync_dir(directory):
+    with contextlib.suppress(OSError):              # not every file system lets a directory be opened
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_durably(path, data: bytes):
+    """``path`` holds ``data`` or is untouched, also after a crash: a fsynced temporary renamed over it."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    with open(partial, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+
+
+def _publish(partial, target):
+    """Move a finished build into place: fsync it, rename it over ``target``, then write the sidecar that makes
+    it valid, then fsync the directory. A crash at any point leaves no valid-looking half library."""
+    with open(partial, "rb+") as f:
+        os.fsync(f.fileno())
+    size, digest = os.path.getsize(partial), _digest(partial)
+    with contextlib.suppress(OSError):
+        os.unlink(_sidecar(target))                   # an old sidecar must not vouch for the new file meanwhile
+    os.replace(partial, target)
+    _write_durably(_sidecar(target), f"{size} {digest}\n".encode())
+    _fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path):
+    """An exclusive inter-process lock held for the block (flock on ``lock_path``; a no-op without fcntl)."""
+    if fcntl is None:
+        yield
+        return
+    with open(lock_path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+# Temporary files of the tempfile.mkstemp builds of earlier versions (``tmp*.so``): no owner is recorded, so
+# they are removed once they are this old (no build takes an hour).
+LEGACY_TEMP_AGE = 3600.0
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True                                   # someone else's process, or cannot tell: leave it
+    return True
+
+
+def remove_stale_temporaries(directory):
+    """Remove the temporaries of builds whose process is gone (killed mid-build, power loss)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        path = os.path.join(directory, name)
+        stale = False
+        if name.startswith("cpu_loops_") and name.endswith(".partial"):
+            pid = name.rsplit(".", 2)[-2]
+            stale = pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+        elif name.startswith("tmp") and name.endswith(".so"):
+            with contextlib.suppress(OSError):
+                stale = now - os.path.getmtime(path) > LEGACY_TEMP_AGE
+        if stale:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _load(path):

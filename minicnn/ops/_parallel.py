@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,7 +33,25 @@ import numpy as np
 __all__ = ["get_num_threads", "set_num_threads", "parallel_chunks", "serial", "can_limit_blas",
            "blas_single_threaded", "scratch"]
 
-_num_threads = max(1, min(2, int(os.environ.get("MINICNN_NUM_THREADS", os.cpu_count() or 1))))
+def _threads_from_environment():
+    """$MINICNN_NUM_THREADS when it is a positive integer, else min(2, cores); a value that is not one is
+    reported on stderr (an exception here would make ``import minicnn`` fail)."""
+    default = max(1, min(2, os.cpu_count() or 1))
+    value = os.environ.get("MINICNN_NUM_THREADS")
+    if value is None or value.strip() == "":
+        return default
+    try:
+        n = int(value)
+        if n < 1:
+            raise ValueError
+    except ValueError:
+        print(f"minicnn: MINICNN_NUM_THREADS must be a positive integer, got {value!r}; using {default}",
+              file=sys.stderr)
+        return default
+    return n
+
+
+_num_threads = _threads_from_environment()
 _pool = None
 _pool_lock = threading.Lock()
 # Work below this many elements per extra thread is not worth a hand-off (~20 us per task).
@@ -40,7 +59,7 @@ MIN_ELEMENTS_PER_THREAD = 1 << 16
 
 
 def get_num_threads():
-    """Threads used for the copy loops of the CPU fast paths (default: min(2, cores), or $MINICNN_NUM_THREADS)."""
+    """Threads used for the copy loops of the CPU fast paths ($MINICNN_NUM_THREADS, else min(2, cores))."""
     return _num_threads
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .. import backend
 from . import _cpu_fast, _gpu
+from ._checks import check_array, check_same_device, check_shape
 
 __all__ = ["RELU_RULES", "relu_forward", "relu_backward", "softmax", "log_softmax"]
 
@@ -20,11 +21,12 @@ RELU_RULES = ("backprop", "deconvnet", "guided")
 
 
 def relu_forward(x):
-    """y = max(x, 0), elementwise; the cache is the input x (any shape)."""
+    """y = max(x, 0), elementwise; the cache is the input x (any shape). NaN stays NaN."""
+    check_array(x, "relu")
     if _cpu_fast.use_relu_forward(x):    # NumPy: the same np.maximum, split over the copy threads
         return _cpu_fast.relu_forward(x), x
     xp = backend.xp(x)
-    return xp.maximum(x, 0), x
+    return xp.asarray(xp.maximum(x, 0)), x         # asarray: a 0-d input gives a 0-d array, not a scalar
 
 
 def check_rule(rule, name="relu"):
@@ -36,8 +38,10 @@ def relu_backward(dy, cache, rule="backprop", name="relu"):
     """dy (shape of x) -> dx: dy where the rule lets it through, 0 elsewhere. Never writes into dy."""
     check_rule(rule, name)
     x = cache
-    if tuple(dy.shape) != tuple(x.shape):
-        raise ValueError(f"{name}: upstream gradient must have the input shape {tuple(x.shape)}, got {tuple(dy.shape)}")
+    check_array(dy, name, "upstream gradient")
+    check_array(x, name, "cache (the forward input)")
+    check_shape(dy, x.shape, name, of="the input shape")
+    check_same_device(dy, x, name, "cache (the forward input)")
     if _gpu.handles(dy):  # CuPy array: the kernel in kernels/relu.cu
         return _gpu.relu_backward(dy, x, rule)
     if _cpu_fast.use_relu_backward(dy, x):    # NumPy: the same result without np.where (see ops/_cpu_fast.py)
@@ -52,8 +56,17 @@ def relu_backward(dy, cache, rule="backprop", name="relu"):
     return xp.where(gate, dy, dy.dtype.type(0))
 
 
+def _check_logits(z, axis, name):
+    check_array(z, name, "logits")
+    if not -z.ndim <= axis < z.ndim:
+        raise ValueError(f"{name}: axis {axis} is out of range for logits of shape {tuple(z.shape)}")
+    if z.shape[axis] == 0:
+        raise ValueError(f"{name}: the class axis {axis} of logits {tuple(z.shape)} is empty; softmax needs >= 1 class")
+
+
 def log_softmax(z, axis=-1):
     """log(softmax(z)) computed as z - max - log(sum(exp(z - max))): finite for logits of any size."""
+    _check_logits(z, axis, "log_softmax")
     xp = backend.xp(z)
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
@@ -61,6 +74,7 @@ def log_softmax(z, axis=-1):
 
 def softmax(z, axis=-1):
     """exp(z) / sum(exp(z)) along ``axis``, shifted by the max so that exp never overflows."""
+    _check_logits(z, axis, "softmax")
     xp = backend.xp(z)
     e = xp.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import backend
 from . import _cpu_fast, _gpu
-from ._checks import check_float_array, conv_output_size, pair
+from ._checks import check_float_array, check_same_device, check_shape, check_shape_tuple, conv_output_size, pair
 
 __all__ = [
     "im2col", "col2im", "conv_output_shape",
@@ -46,6 +48,7 @@ def im2col(x, kernel, stride=1, pad=0):
 
     x: (N, C, H, W) -> cols: (C*kh*kw, N*oh*ow), rows ordered (c, ky, kx), columns ordered (n, oy, ox).
     """
+    check_float_array(x, 4, "im2col")
     xp = backend.xp(x)
     N, C, H, W = x.shape
     kh, kw = pair(kernel, "kernel", "im2col")
@@ -69,12 +72,14 @@ def col2im(cols, x_shape, kernel, stride=1, pad=0):
 
     cols: (C*kh*kw, N*oh*ow) -> dx: x_shape = (N, C, H, W). Overlapping receptive fields add up.
     """
+    check_float_array(cols, 2, "col2im", what="cols", layout="(C*kh*kw, N*oh*ow)")
     xp = backend.xp(cols)
-    N, C, H, W = x_shape
+    N, C, H, W = x_shape = check_shape_tuple(x_shape, 4, "col2im", "x_shape")
     kh, kw = pair(kernel, "kernel", "col2im")
     sy, sx = pair(stride, "stride", "col2im")
     ph, pw = pair(pad, "pad", "col2im")
     oh, ow = conv_output_shape(x_shape, (kh, kw), (sy, sx), (ph, pw), "col2im")
+    check_shape(cols, (C * kh * kw, N * oh * ow), "col2im", what="cols", of="the shape (C*kh*kw, N*oh*ow) =")
     if _gpu.handles(cols):  # CuPy array: the gather kernel in kernels/im2col.cu
         return _gpu.col2im(cols, tuple(x_shape), (kh, kw), (sy, sx), (ph, pw), (oh, ow))
     cols6 = cols.reshape(C, kh, kw, N, oh, ow)
@@ -108,8 +113,45 @@ def _check_conv_args(x, W, b, name):
         raise TypeError(f"{name}: input dtype {x.dtype} does not match weight dtype {W.dtype}")
     if x.shape[1] != W.shape[1]:
         raise ValueError(f"{name}: expected {W.shape[1]} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
-    if b is not None and tuple(b.shape) != (W.shape[0],):
-        raise ValueError(f"{name}: bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+    check_same_device(x, W, name, "weight")
+    if b is not None:
+        check_float_array(b, 1, name, what="bias", layout="(F,)")
+        check_same_device(x, b, name, "bias")
+        if tuple(b.shape) != (W.shape[0],):
+            raise ValueError(f"{name}: bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+
+
+def _check_conv_cache(dy, cache, name):
+    """Everything conv2d_backward reads, checked before any path runs (a cache that does not belong to ``dy``
+    must raise here, not send the C loops past the end of an array). Returns dy in the layer's dtype."""
+    if not isinstance(cache, ConvCache):
+        raise TypeError(f"{name}: cache must be the ConvCache of the forward pass, got {type(cache).__name__}")
+    check_float_array(dy, 4, name, what="upstream gradient", layout="(N, F, oh, ow)")
+    check_shape(dy, check_shape_tuple(cache.y_shape, 4, name, "cache.y_shape"), name)
+    W = cache.W
+    check_float_array(W, 4, name, what="cache.W", layout="(F, C, kh, kw)")
+    x_shape = check_shape_tuple(cache.x_shape, 4, name, "cache.x_shape")
+    stride, pad = pair(cache.stride, "cache.stride", name), pair(cache.pad, "cache.pad", name)
+    expected = (x_shape[0], W.shape[0]) + conv_output_shape(x_shape, W.shape[2:], stride, pad, name)
+    if x_shape[1] != W.shape[1] or tuple(dy.shape) != expected:
+        raise ValueError(f"{name}: the cache does not hold one convolution: input {x_shape}, weights "
+                         f"{tuple(W.shape)}, stride {stride}, pad {pad} give output {expected}, the cache says "
+                         f"{tuple(cache.y_shape)}")
+    F, C, kh, kw = W.shape
+    if cache.grid is not None:
+        g = cache.grid
+        if not (isinstance(cache.x, np.ndarray) and tuple(cache.x.shape) == x_shape and cache.x.dtype == W.dtype
+                and (g.kh, g.kw, g.sy, g.sx, g.ph, g.pw, g.oh, g.ow) == (kh, kw, *stride, *pad, *expected[2:])):
+            raise ValueError(f"{name}: the cache's input and grid do not match its shapes {x_shape} -> {expected}")
+    else:
+        cols = cache.cols
+        want = (C * kh * kw, x_shape[0] * expected[2] * expected[3])
+        if not (hasattr(cols, "shape") and tuple(cols.shape) == want and cols.dtype == W.dtype):
+            raise ValueError(f"{name}: cache.cols must be a {W.dtype} array of shape {want}, got "
+                             f"{getattr(cols, 'shape', type(cols).__name__)}")
+        check_same_device(dy, W, name, "cache.W")
+        check_same_device(dy, cols, name, "cache.cols")
+    return dy.astype(W.dtype, copy=False)
 
 
 def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
@@ -123,9 +165,14 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     stride, pad = pair(stride, "stride", name), pair(pad, "pad", name)
     N = x.shape[0]
     oh, ow = conv_output_shape(x.shape, (kh, kw), stride, pad, name)
-    if _cpu_fast.use(x):    # NumPy: the same result from fewer, threaded passes (see ops/_cpu_fast.py)
+    # NumPy: the same result from fewer, threaded passes (ops/_cpu_fast.py); an empty input or weight (N, C or F
+    # zero) has nothing to speed up and takes the readable body
+    if _cpu_fast.use(x) and _cpu_fast.use(W) and x.size and W.size:
         y, grid = _cpu_fast.conv2d_forward(x, W, b, stride, pad, oh, ow)
-        return y, ConvCache(tuple(x.shape), W, None, stride, pad, tuple(y.shape), grid, x)
+        # The readable path's backward reads the columns made here; where the fast one reads x instead, it reads
+        # a private copy, so that a caller reusing its input buffer gets the same gradients on both paths.
+        kept = x if grid.cols is not None else _cpu_fast.private_copy(x)
+        return y, ConvCache(tuple(x.shape), W, None, stride, pad, tuple(y.shape), grid, kept)
     cols = im2col(x, (kh, kw), stride, pad)
     y = W.reshape(F, -1) @ cols                       # (F, N*oh*ow): the one GEMM
     if b is not None:
@@ -141,17 +188,21 @@ def conv2d_backward(dy, cache: ConvCache, need_dx=True, param_grads=True, name="
     ``need_dx=False`` skips the input gradient (the first layer of a network never needs it);
     ``param_grads=False`` skips dW and db (deconvnet and saliency need only dx).
     """
-    if tuple(dy.shape) != cache.y_shape:
-        raise ValueError(f"{name}: upstream gradient must have the output shape {cache.y_shape}, got {tuple(dy.shape)}")
+    dy = _check_conv_cache(dy, cache, name)
+    W, cols = cache.W, cache.cols
     if cache.grid is not None:      # made by the fast CPU path, which caches x, not cols (ops/_cpu_fast.py)
-        dy = backend.to_numpy(dy).astype(cache.x.dtype, copy=False)
-        return _cpu_fast.conv2d_backward(dy, cache.W, cache.x, cache.grid, need_dx, param_grads)
-    W = cache.W
+        dy = backend.to_numpy(dy)
+        if _cpu_fast.finite(dy, W, cache.x if param_grads else None):
+            return _cpu_fast.conv2d_backward(dy, W, cache.x, cache.grid, need_dx, param_grads)
+        # NaN or inf: the fast paths multiply zeros (padding, junk columns) by every value, where a NaN or inf
+        # would land on cells the definition leaves untouched; the readable computation below puts them where
+        # this one does.
+        cols = im2col(cache.x, W.shape[2:], cache.stride, cache.pad)
     F = W.shape[0]
     dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1)   # (F, N*oh*ow), same column order as cols
     dx = dW = db = None
     if param_grads:
-        dW = (dy_rows @ cache.cols.T).reshape(W.shape)
+        dW = (dy_rows @ cols.T).reshape(W.shape)
         db = dy_rows.sum(axis=1)
     if need_dx:
         dcols = W.reshape(F, -1).T @ dy_rows
@@ -217,6 +268,12 @@ def linear_forward(x, W, b=None, name="linear"):
         raise TypeError(f"{name}: input dtype {x.dtype} does not match weight dtype {W.dtype}")
     if x.shape[1] != W.shape[0]:
         raise ValueError(f"{name}: expected {W.shape[0]} input features, got {x.shape[1]} (input shape {tuple(x.shape)})")
+    check_same_device(x, W, name, "weight")
+    if b is not None:
+        check_float_array(b, 1, name, what="bias", layout="(out_features,)")
+        check_same_device(x, b, name, "bias")
+        if tuple(b.shape) != (W.shape[1],):
+            raise ValueError(f"{name}: bias must have shape ({W.shape[1]},), got {tuple(b.shape)}")
     if _cpu_fast.use(x) and _cpu_fast.use(W):   # NumPy: GEMMs in minicnn's threads (see ops/_cpu_fast.py)
         return _cpu_fast.linear_forward(x, W, b), LinearCache(x, W)
     y = x @ W
@@ -227,9 +284,16 @@ def linear_forward(x, W, b=None, name="linear"):
 
 def linear_backward(dy, cache: LinearCache, need_dx=True, param_grads=True, name="linear"):
     """dy: (N, out) -> (dx (N, in) or None, dW (in, out) or None, db (out,) or None)."""
-    expected = (cache.x.shape[0], cache.W.shape[1])
-    if tuple(dy.shape) != expected:
-        raise ValueError(f"{name}: upstream gradient must have shape {expected}, got {tuple(dy.shape)}")
+    if not isinstance(cache, LinearCache):
+        raise TypeError(f"{name}: cache must be the LinearCache of the forward pass, got {type(cache).__name__}")
+    check_float_array(dy, 2, name, what="upstream gradient", layout="(N, out_features)")
+    check_float_array(cache.x, 2, name, what="cache.x", layout="(N, in_features)")
+    check_float_array(cache.W, 2, name, what="cache.W", layout="(in_features, out_features)")
+    if cache.x.shape[1] != cache.W.shape[0]:
+        raise ValueError(f"{name}: cache.x {tuple(cache.x.shape)} and cache.W {tuple(cache.W.shape)} do not fit")
+    check_shape(dy, (cache.x.shape[0], cache.W.shape[1]), name, of="the shape")
+    check_same_device(dy, cache.W, name, "cache.W")
+    check_same_device(dy, cache.x, name, "cache.x")
     if _cpu_fast.use(dy) and _cpu_fast.use(cache.x) and _cpu_fast.use(cache.W):   # see ops/_cpu_fast.py
         return _cpu_fast.linear_backward(dy, cache.x, cache.W, need_dx, param_grads)
     dx = dy @ cache.W.T if need_dx else None

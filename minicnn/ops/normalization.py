@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from .. import backend
 from . import _cpu_fast, _gpu
-from ._checks import check_float_array
+import numpy as np
+
+from ._checks import check_array, check_float_array, check_real, check_same_device, check_shape
 
 __all__ = ["lrn_forward", "lrn_backward", "lrn_alpha_from_torch", "channel_window_sum",
            "batch_norm_forward", "batch_norm_backward", "LRNCache", "BatchNormCache"]
@@ -43,8 +45,10 @@ def channel_window_sum(a, n):
 
 def _check_lrn_args(x, n, k, alpha, beta, name):
     check_float_array(x, 4, name)
-    if not isinstance(n, int) or n < 1 or n % 2 == 0:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1 or n % 2 == 0:
         raise ValueError(f"{name}: the window n must be a positive odd integer (a symmetric window), got {n!r}")
+    for value, what in ((k, "k"), (alpha, "alpha"), (beta, "beta")):
+        check_real(value, name, what)
     if k <= 0 and alpha >= 0:
         # d = k + alpha*S can reach 0 where a window is all zeros; d**(-beta) would be inf.
         raise ValueError(f"{name}: k must be > 0, got {k}")
@@ -77,8 +81,16 @@ def lrn_forward(x, n=5, k=2.0, alpha=1e-4, beta=0.75, name="lrn"):
 
 def lrn_backward(dy, cache: LRNCache, name="lrn"):
     """dy: (N, C, H, W) -> dx: (N, C, H, W)."""
-    if tuple(dy.shape) != tuple(cache.x.shape):
-        raise ValueError(f"{name}: upstream gradient must have the input shape {tuple(cache.x.shape)}, got {tuple(dy.shape)}")
+    if not isinstance(cache, LRNCache):
+        raise TypeError(f"{name}: cache must be the LRNCache of the forward pass, got {type(cache).__name__}")
+    check_float_array(dy, 4, name, what="upstream gradient")
+    for what in ("x", "y", "d"):
+        check_float_array(getattr(cache, what), 4, name, what=f"cache.{what}")
+        check_shape(getattr(cache, what), cache.x.shape, name, what=f"cache.{what}", of="the input shape")
+        check_same_device(dy, getattr(cache, what), name, f"cache.{what}")
+    check_shape(dy, cache.x.shape, name, of="the input shape")
+    if cache.scale is not None and tuple(getattr(cache.scale, "shape", ())) != tuple(cache.x.shape):
+        raise ValueError(f"{name}: cache.scale must have the input shape {tuple(cache.x.shape)}")
     if _gpu.handles(dy):  # CuPy array: the kernel in kernels/lrn.cu
         return _gpu.lrn_backward(dy, cache.x, cache.y, cache.d, cache.n, cache.alpha, cache.beta)
     if cache.scale is not None and _cpu_fast.use(dy) and _cpu_fast.use(cache.x) and dy.dtype == cache.x.dtype:
@@ -113,15 +125,22 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, train, momentu
     (they are the layer's state, not the caller's input); in evaluation, uses the running ones.
     """
     xp = backend.xp(x)
+    check_array(x, name)
     if x.ndim not in (2, 4):
         raise ValueError(f"{name}: input must be (N, D) or (N, C, H, W), got shape {tuple(x.shape)}")
-    if x.shape[1] != gamma.shape[0]:
-        raise ValueError(f"{name}: expected {gamma.shape[0]} channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+    for a, what in ((gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"), (running_var, "running_var")):
+        check_float_array(a, 1, name, what=what, layout="(channels,)")
+        check_same_device(x, a, name, what)
+        check_shape(a, (x.shape[1],), name, what=what, of="one value per channel of the input:")
     axes, shape = _bn_axes(x), _bn_shape(x)
+    count = x.size // x.shape[1] if x.shape[1] else 0
+    if train and count == 0:
+        # An empty batch says nothing about the statistics: the running ones stay as they are (a mean of nothing
+        # is NaN, which would poison them for good), and the output is empty.
+        return xp.empty_like(x), BatchNormCache(xp.zeros_like(x), xp.ones_like(running_var), gamma, axes)
     if train:
         mean = x.mean(axis=axes)
         var = x.var(axis=axes)
-        count = x.size // x.shape[1]
         running_mean *= 1 - momentum
         running_mean += momentum * mean
         running_var *= 1 - momentum
@@ -136,8 +155,10 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, train, momentu
 
 def batch_norm_backward(dy, cache: BatchNormCache, param_grads=True, name="batch_norm"):
     """dy -> (dx, dgamma, dbeta). In evaluation mode the statistics are constants, so dx is a per-channel scale."""
-    if tuple(dy.shape) != tuple(cache.x_hat.shape):
-        raise ValueError(f"{name}: upstream gradient must have shape {tuple(cache.x_hat.shape)}, got {tuple(dy.shape)}")
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError(f"{name}: cache must be the BatchNormCache of the forward pass, got {type(cache).__name__}")
+    check_array(dy, name, "upstream gradient")
+    check_shape(dy, cache.x_hat.shape, name, of="the input shape")
     shape = _bn_shape(dy)
     axes = _bn_axes(dy)
     dgamma = (dy * cache.x_hat).sum(axis=axes) if param_grads else None
@@ -145,7 +166,9 @@ def batch_norm_backward(dy, cache: BatchNormCache, param_grads=True, name="batch
     scale = (cache.gamma * cache.inv_std).reshape(shape)
     if cache.axes is None:
         return dy * scale, dgamma, dbeta
-    m = dy.size // dy.shape[1]
+    m = dy.size // dy.shape[1] if dy.shape[1] else 0
+    if m == 0:                                         # an empty batch: no gradient to spread
+        return backend.xp(dy).zeros_like(dy), dgamma, dbeta
     dg = (dy * cache.x_hat).sum(axis=axes).reshape(shape)
     db = dy.sum(axis=axes).reshape(shape)
     dx = scale * (dy - db / m - cache.x_hat * dg / m)
