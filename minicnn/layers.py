@@ -380,8 +380,7 @@ class BatchNorm(Layer):
         return tuple(input_shape)
 
     def forward(self, x, train=False):
-        # An empty batch has no statistics: it must not pull NaN into the running ones (its output is empty anyway).
-        train = train and getattr(x, "ndim", 0) >= 1 and x.shape[0] > 0
+        # (An empty training batch leaves the running statistics alone: the op sees to that.)
         y, self.cache = ops.batch_norm_forward(
             x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"], self.buffers["running_var"],
             train, self.config["momentum"], self.config["eps"], self.label)

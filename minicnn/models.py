@@ -164,6 +164,7 @@ def alexnet_tv(num_classes=1000, input_shape=(3, 224, 224), seed=0, init="he", d
     No LRN; 64-192-384-256-256 filters where ``alexnet`` has 96-256-384-384-256. torchvision's adaptive
     average pool to 6x6 is the identity at 224x224 (see ``_adaptive_avg_pool`` for other sizes).
     """
+    _check_args("alexnet_tv", num_classes, input_shape)
     b = _Builder(input_shape, seed, init)
     b.conv(1, 64, 11, stride=4, pad=2).pool(1, 3, 2)
     b.conv(2, 192, 5, pad=2).pool(2, 3, 2)
