@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -518,6 +519,9 @@ class Trainer:
         found = check_run_dir(self.out_dir, overwrite=self.overwrite)
         for name in found:
             os.unlink(os.path.join(self.out_dir, name))
+        gallery = os.path.join(self.out_dir, "gallery")
+        if found and os.path.isfile(os.path.join(gallery, "index.html")):
+            shutil.rmtree(gallery)          # the replaced run's figures: they would pass for the new run's
         self._owns_out_dir = os.path.abspath(self.out_dir)
 
     def _remove_stale_temp_files(self):

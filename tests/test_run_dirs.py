@@ -29,7 +29,10 @@ def test_cli_refuses_to_train_over_a_run(tmp_path, capsys):
     assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert snapshot(out) == before                                     # nothing replaced, nothing added
+    (out / "gallery").mkdir()
+    (out / "gallery" / "index.html").write_text("the old run's figures")
     assert main(["train", *TINY, "--seed", "1", "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "gallery").exists()                              # no stale figures beside the new run
     assert json.loads((out / "run.json").read_text())["options"]["seed"] == 1
     assert (out / "checkpoint.npz").read_bytes() != before["checkpoint.npz"]
     assert main(["train", *TINY, "--out", str(out), "--overwrite", "--resume"]) == 2     # contradictory
