@@ -10,7 +10,8 @@ name               classes    images          default size source
 ``shapes``         6          ``n_samples``   3x32x32      procedural (:func:`minicnn.data.make_shapes`)
                               (3,000)
 ``mnist``          10         70,000          1x28x28      IDX files under ``root``
-``fashion-mnist``  10         70,000          1x28x28      IDX files under ``root``
+``fashion-mnist``  10         70,000          1x28x28      IDX files under ``root`` (default: Debian's
+                                                            ``dataset-fashion-mnist``, /usr/share/datasets/)
 ``cifar10``        10         60,000          3x32x32      python batches under ``root``
 ``folder``         sub-dirs   files           as found     ``root/<class>/<image>``
 =================  =========  ==============  ===========  ======================================================
@@ -135,8 +136,11 @@ def load_dataset(name: str, *, image_size=None, seed: int = 0, val_fraction: flo
 
 def _load_official_split(key, root, image_size, seed, val_fraction, n_samples, common) -> Splits:
     """MNIST, Fashion-MNIST, CIFAR-10: val carved from the official train set; test is the official test set."""
+    from . import loaders
     from .loaders import FASHION_MNIST_CLASSES, read_cifar10, read_mnist
 
+    if key == "fashion-mnist" and root is None:
+        root = loaders.default_fashion_mnist_root('load_dataset("fashion-mnist")')
     if key == "cifar10":
         xtr, ytr, xte, yte, names = read_cifar10(root)
     else:
