@@ -190,6 +190,24 @@ def _add_visualize_parser(sub):
     p.set_defaults(func=_cmd_visualize)
 
 
+def _cmd_gallery(args):
+    from .visualize.gallery import PRETRAINED_GALLERY, gallery_pretrained
+    what = None if args.what is None else [w.strip() for w in args.what.split(",") if w.strip()]
+    files = gallery_pretrained(args.out or PRETRAINED_GALLERY, what, show_progress=not args.no_progress, verbose=True)
+    print(f"wrote {len(files)} files; open {files[-1]}")
+    return 0
+
+
+def _add_gallery_parser(sub):
+    p = sub.add_parser("gallery", help="Zeiler-Fergus figures of the network that ships with minicnn (no training, "
+                                       "no data to download)")
+    p.add_argument("--what", default=None, help="comma-separated figures (as for visualize; default: the demo's "
+                   "figures plus probes)")
+    p.add_argument("--out", default=None, help="gallery directory (default runs/pretrained/gallery)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_gallery)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minicnn", description="A convolutional-network framework written to be read.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +222,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_gradcheck)
     _add_visualize_parser(sub)
+    _add_gallery_parser(sub)
 
     p = sub.add_parser("bench", help="CPU speed of conv, pooling, LRN and a training step vs sgemm and PyTorch",
                        description="Runs benchmarks/bench_ops.py (see its docstring for what the columns mean).")
