@@ -63,7 +63,7 @@ def _cmd_train(args):
     options = {k: getattr(args, k) for k in ("model", "data", "epochs", "lr", "momentum", "weight_decay", "batch_size",
                                              "image_size", "seed", "clip_radius", "schedule", "patience", "step_size",
                                              "crop_pad", "width", "dropout", "n_samples", "root", "val_fraction",
-                                             "test_fraction")}
+                                             "test_fraction", "colour_jitter")}
     if args.no_hflip:
         options["hflip"] = False
     out = args.out or f"runs/{args.data or 'shapes'}-{args.model or 'zfnet_small'}"
@@ -99,7 +99,7 @@ def _cmd_demo(args):
 def _add_train_parser(sub):
     p = sub.add_parser("train", help="train a zoo model on a dataset; writes checkpoints, history and curves")
     p.add_argument("--model", default=None, help="zoo model (default zfnet_small)")
-    p.add_argument("--data", default=None, help="digits | faces | textures | shapes | mnist | fashion-mnist | "
+    p.add_argument("--data", default=None, help="digits | faces | textures | photos | shapes | mnist | fashion-mnist | "
                                                  "cifar10 | folder (default shapes)")
     p.add_argument("--epochs", type=int, default=None, help="total epochs, also when resuming (default 15)")
     p.add_argument("--out", default=None, help="run directory (default runs/DATA-MODEL)")
@@ -117,6 +117,8 @@ def _add_train_parser(sub):
     p.add_argument("--step-size", type=int, default=None, help="step schedule period in epochs")
     p.add_argument("--crop-pad", type=int, default=None, help="random-crop augmentation: pad by this and crop back (default 2; 0: off)")
     p.add_argument("--no-hflip", action="store_true", help="no random horizontal flips even where the data allows them")
+    p.add_argument("--colour-jitter", type=float, default=None, help="random per-image colour gain/offset strength "
+                   "(default 0; 0.2 suits the photos data)")
     p.add_argument("--width", type=int, default=None, help="zfnet_small: conv1 filters (default 16)")
     p.add_argument("--dropout", type=float, default=None, help="zfnet_small: dropout in fc6/fc7 (default 0; ZF: 0.5)")
     p.add_argument("--n-samples", type=int, default=None, help="dataset size for generated data (shapes, textures)")

@@ -7,6 +7,8 @@ name               classes    images          default size source
 ``faces``          2          200             1x25x25      scikit-image ``lfw_subset`` (shipped)
 ``textures``       10         ``n_samples``   3x32x32      crops of scikit-image's sample photographs (shipped)
                               (2,000)
+``photos``         21         ``n_samples``   3x32x32      multi-scale crops of every shipped photograph
+                              (4,000)                      (scikit-image, scikit-learn, matplotlib)
 ``shapes``         6          ``n_samples``   3x32x32      procedural (:func:`minicnn.data.make_shapes`)
                               (3,000)
 ``mnist``          10         70,000          1x28x28      IDX files under ``root``
@@ -28,11 +30,11 @@ import numpy as np
 from ._common import check_size, resize_images, to_unit_float
 from .splits import Splits, _check_fraction, make_splits, stratified_split
 
-DATASETS = ("digits", "faces", "textures", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
+DATASETS = ("digits", "faces", "textures", "photos", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
 LOCAL_DATASETS = ("mnist", "fashion-mnist", "cifar10", "folder")
-DEFAULT_SAMPLES = {"textures": 2000, "shapes": 3000}
+DEFAULT_SAMPLES = {"textures": 2000, "photos": 4000, "shapes": 3000}
 # Horizontal flips keep the label everywhere but for handwritten digits.
-HFLIP = {"digits": False, "mnist": False, "faces": True, "textures": True, "shapes": True,
+HFLIP = {"digits": False, "mnist": False, "faces": True, "textures": True, "photos": True, "shapes": True,
          "fashion-mnist": True, "cifar10": True, "folder": True}
 
 
@@ -94,14 +96,16 @@ def load_dataset(name: str, *, image_size=None, seed: int = 0, val_fraction: flo
                          f"{key!r} ships with its package")
     common = dict(name=key, hflip=HFLIP[key], subtract_mean=bool(subtract_mean))
 
-    if key == "textures":
-        from .datasets import TEXTURE_SOURCES, make_textures
+    if key in ("textures", "photos"):
+        from .datasets import TEXTURE_SOURCES, make_photos, make_textures
 
-        x, y, names, part, origin = make_textures(n_samples or DEFAULT_SAMPLES[key], image_size or 32, seed,
-                                          val_fraction, test_fraction)
+        make = make_textures if key == "textures" else make_photos
+        x, y, names, part, origin = make(n_samples or DEFAULT_SAMPLES[key], image_size or 32, seed,
+                                         val_fraction, test_fraction)
         return make_splits(x, y, train_idx=np.flatnonzero(part == 0), val_idx=np.flatnonzero(part == 1),
                            test_idx=np.flatnonzero(part == 2), class_names=names, **common,
-                           info={"split_by": "disjoint tiles of each photograph", "sources": dict(TEXTURE_SOURCES),
+                           info={"split_by": "disjoint tiles of each photograph",
+                                 "sources": dict(TEXTURE_SOURCES) if key == "textures" else list(names),
                                  "crop_origin": {"train": origin[part == 0], "val": origin[part == 1],
                                                  "test": origin[part == 2]}})
 

@@ -288,7 +288,7 @@ def plot_occlusion(results, images, class_names, projections=None, mean=None):
         fig.colorbar(im, ax=axes[i, 1], fraction=0.046)
         axes[i, 1].set_title(f"(b) {res.layer} map {res.channel}", fontsize=8)
         if projections is not None:
-            _show(axes[i, 2], projection_to_display(projections[i]), f"(c) map {res.channel} projected")
+            _show(axes[i, 2], projection_to_display(projections[i], "zf"), f"(c) map {res.channel} projected")
         else:
             axes[i, 2].axis("off")
         # a fixed [0, 1] scale: a drop from 0.998 to 0.996 must not look like one from 0.9 to 0.1
