@@ -139,7 +139,7 @@ def _occlusion(ctx):
     from .project import project
     net, xs, ys = ctx["net"], ctx["x_examples"][:3], ctx["y_examples"][:3]
     H = xs.shape[2]
-    size, stride = max(3, H // 4), max(1, H // 14)
+    size, stride = max(3, (3 * H) // 8), max(1, H // 14)     # 12x12 on 32x32: a part of an object
     results, projections = [], []
     for x, y in zip(xs, ys):
         res = occlusion(net, x, int(y), size=size, stride=stride, show_progress=ctx["progress"])

@@ -84,19 +84,19 @@ def image_to_display(img, mean=None):
 def projection_to_display(p, normalize="symmetric", outside=None):
     """(C, H, W) projection -> [0, 1].
 
-    normalize="symmetric": 0 at grey, 0.5 + 0.5 * p / max|p| (signs readable). normalize="zf": Zeiler & Fergus's
-    contrast normalisation, each projection stretched on its own from its 2nd to its 98th percentile to [0, 1]
-    (the few extreme pixels clip), which shows the structure rather than the single largest pixel.
+    normalize="symmetric": 0 at grey, 0.5 + 0.5 * p / max|p| (signs readable). normalize="zf": contrast-enhanced as
+    ZF show their projections, still 0 at grey but scaled by the 98th percentile of |p| instead of the maximum (the
+    few brightest pixels clip), which shows the structure rather than the single largest pixel.
     outside: optional (H, W) boolean mask painted :data:`OUTSIDE` (the parts of a receptive field off the image).
     """
     out = _hwc(np.asarray(backend.to_numpy(p), dtype=np.float64))
-    if normalize == "symmetric":
-        scale = np.abs(out).max()
-        out = np.clip(0.5 + 0.5 * out / scale, 0, 1) if scale > 0 else np.full_like(out, 0.5)
-    elif normalize == "zf":
+    if normalize in ("symmetric", "zf"):
         inside = out if outside is None or not np.any(outside) else out[~np.asarray(outside)]
-        lo, hi = np.percentile(inside, [2, 98]) if inside.size else (0.0, 0.0)
-        out = np.clip((out - lo) / (hi - lo), 0, 1) if hi > lo else np.full_like(out, 0.5)
+        scale = np.abs(out).max()
+        if normalize == "zf" and inside.size:
+            robust = np.percentile(np.abs(inside), 98)
+            scale = robust if robust > 0 else scale
+        out = np.clip(0.5 + 0.5 * out / scale, 0, 1) if scale > 0 else np.full_like(out, 0.5)
     else:
         raise ValueError(f"projection_to_display: normalize must be 'symmetric' or 'zf', got {normalize!r}")
     return _paint_outside(out, outside)

@@ -106,7 +106,7 @@ assert shipped["top1"] > 0.8 and face_test["top1"] > 0.7      # well above chanc
 # and (b) should go dark exactly when the square covers that place. All occluded copies go through the network as
 # batches, so a full grid with stride 1 costs a few hundred forward passes of a small image.
 #
-# An 8x8 square (a quarter of the width) at stride 2, on an ankle boot, a bag and a sneaker. Panel (d) is on a
+# A 12x12 square (three eighths of the width) at stride 2, on an ankle boot, a bag and a sneaker. Panel (d) is on a
 # fixed 0-1 scale, so its colours can be compared between rows:
 
 # %%
@@ -124,7 +124,7 @@ def occlusion_figure(net, splits, picks, size, stride=2):
     return results
 
 occ_picks = [int(np.flatnonzero(fashion.val.y == k)[0]) for k in (9, 8, 7)]     # ankle boot, bag, sneaker
-occ = occlusion_figure(net, fashion, occ_picks, size=8)
+occ = occlusion_figure(net, fashion, occ_picks, size=12)
 
 # %% [markdown]
 # OCCLUSION_TEXT
