@@ -181,7 +181,7 @@ def _cmd_visualize(args):
 def _add_visualize_parser(sub):
     p = sub.add_parser("visualize", help="Zeiler-Fergus figures of a trained run: PNGs and an index.html gallery")
     p.add_argument("run", help="run directory (runs/NAME) or a checkpoint .npz")
-    p.add_argument("--what", default=None, help="comma-separated figures: filters, activations, topk, saliency, "
+    p.add_argument("--what", default=None, help="comma-separated figures: filters, activations, topk, zf_fig2, saliency, "
                    "occlusion, invariance, evolution, correspondence, clipping, class_models, inversion, tsne, "
                    "probes, adversarial, sanity, or all (default: minicnn.visualize.DEFAULT_ITEMS, which leaves out the slow "
                    "clipping, class_models, inversion, tsne and probes)")

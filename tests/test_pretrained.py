@@ -52,3 +52,14 @@ def test_prepare_and_load_reject_bad_input(shipped):
         load("imagenet")
     with pytest.raises(FileNotFoundError, match="minicnn.pretrained.build"):
         load("fashion-zf", folder=os.path.dirname(__file__))
+
+
+def test_minicnn_gallery_draws_the_shipped_network(tmp_path, capsys):
+    from minicnn.cli import main
+    out = tmp_path / "g"
+    assert main(["gallery", "--what", "filters,evolution", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "filters_conv1.png").stat().st_size > 1000 and (out / "evolution.png").exists()
+    html = (out / "index.html").read_text()
+    assert "Fashion-MNIST" in html and "Look for oriented edge" in html
+    assert main(["gallery", "--what", "nonsense", "--out", str(out)]) == 2
+    assert "unknown gallery item" in capsys.readouterr().err

@@ -139,7 +139,8 @@ plt.tight_layout(); plt.show()
 # receptive field; in the right block, the image patch under the receptive field (mean added back), in the same
 # order. Each projection is contrast-enhanced on its own, as ZF show them (grey is 0, scaled by the 98th
 # percentile of its absolute values, so a few extreme pixels clip). `select=8` keeps the eight maps with the
-# largest mean top-9 activation, so dead maps do not fill the figure. The receptive field grows with depth: 7, 19, 27, 35 and 51 pixels. From layer 4 on it is larger than
+# largest mean top-9 activation, so dead maps do not fill the figure. The receptive field grows with depth: 7, 19,
+# 27, 35 and 51 pixels. From layer 4 on it is larger than
 # the 32x32 image; light blue marks the part of a field outside the image.
 #
 # One caution about layer 1. A `pool1` unit sees one 5x5 conv1 filter through a 3x3 pooling window, so its
