@@ -179,8 +179,9 @@ display(plot_zf_fig2([tops[l] for l in LAYERS]))
 # classes. At layer 2 the maps pick larger pieces: the parallel vertical edges of trouser legs, the sole and the
 # straps of a shoe, a collar. From layer 3 on, most maps' nine images are of one or two kinds (the toes of boots,
 # sandal straps, sneakers, trousers, bags), and the projections trace the outline of that part in each patch
-# rather than showing one fixed picture. The mean purity printed above rises with depth, from about one half at
-# pool1 to about two thirds at the top two layers: deeper layers are more class-specific, as ZF observed. Purity
+# rather than showing one fixed picture. The mean purity printed above rises with depth overall, from about one half
+# at pool1 to about 0.7 at pool5, but not at every step: in this run relu4 falls back below relu3 (two of its
+# eight maps mix sandals, bags and boots). Deeper layers are more class-specific, as ZF observed, on the whole. Purity
 # is a rough proxy: eight maps of nine images each, and some classes share parts (sandals, sneakers and boots have
 # soles; shirts, T-shirts, pullovers and coats have sleeves), so a map can be about a part and still mix classes.
 # The cell below checks the direction of the claim on these numbers.
@@ -216,8 +217,9 @@ for layer in LAYERS:
 # %% [markdown]
 # In the figure, pool1's rows barely change from the first epoch to the last: the first-layer filters are set
 # within the first epoch. The higher the layer, the more its projections still change between the last two
-# epochs (the printed numbers rise from pool1 to pool5): the top layers are still being shaped, and their strongest
-# probe image sometimes changes altogether. That is ZF's Fig. 4 in three epochs; their upper layers needed 40-50.
+# epochs (the printed numbers for 2->3 roughly double from pool1 to relu3 and again to relu4; pool5 changes a
+# little less than relu4 but still more than twice as much as pool1): the top layers are still being shaped, and
+# their strongest probe image sometimes changes altogether. That is ZF's Fig. 4 in three epochs; their upper layers needed 40-50.
 
 # %%
 assert change_last["pool5"] > change_last["pool1"]
