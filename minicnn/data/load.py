@@ -13,7 +13,7 @@ name               classes    images          default size source
                               (3,000)
 ``mnist``          10         70,000          1x28x28      IDX files under ``root``
 ``fashion-mnist``  10         70,000          1x28x28      IDX files under ``root`` (default: Debian's
-                                                            ``dataset-fashion-mnist``, /usr/share/datasets/)
+                                                           ``dataset-fashion-mnist``, /usr/share/datasets/)
 ``cifar10``        10         60,000          3x32x32      python batches under ``root``
 ``folder``         sub-dirs   files           as found     ``root/<class>/<image>``
 =================  =========  ==============  ===========  ======================================================
@@ -67,9 +67,11 @@ def load_dataset(name: str, *, image_size=None, seed: int = 0, val_fraction: flo
         come with their own test set).
     subtract_mean : subtract the per-pixel mean of the train images (``splits.mean``, ``(C, H, W)``) from all
         three splits, as Zeiler & Fergus do.
-    n_samples : number of images to generate (``shapes``, default 3,000; ``textures``, default 2,000), or to
+    n_samples : number of images to generate (``shapes``, default 3,000; ``textures``, default 2,000; ``photos``,
+        default 4,000), or to
         keep, class-balanced, from the other sets (default: all).
-    root : folder of the local files for ``mnist``, ``fashion-mnist``, ``cifar10`` and ``folder``.
+    root : folder of the local files for ``mnist``, ``fashion-mnist``, ``cifar10`` and ``folder`` (Fashion-MNIST is
+        found without it where Debian's ``dataset-fashion-mnist`` is installed).
 
     Images are float32 ``(N, C, H, W)`` (in [0, 1] before the mean is subtracted), labels int64 ``(N,)``.
     """

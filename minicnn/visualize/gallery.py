@@ -313,7 +313,7 @@ LOOK_AT = {
     "saliency": "Look where the class evidence sits: guided backprop and the deconvnet draw outlines, |gradient| speckles.",
     "occlusion": "Look where the grey square makes p(true class) fall (blue in d) and which label takes over (e).",
     "invariance": "Look how far the features move under each transform, and at which size p(true) gives way.",
-    "evolution": "Look down the columns: layer 1 settles in the first epochs, higher layers keep changing longer.",
+    "evolution": "Read each row left to right (epochs): layer 1 barely changes after epoch 1, higher layers keep changing.",
     "correspondence": "Lower is more consistent: a part whose occlusion changes the code the same way in every image.",
     "clipping": "Compare the two filter banks: without clipping a few filters grow large and dominate.",
     "class_models": "Look for the class's typical outline emerging from the optimised image.",
