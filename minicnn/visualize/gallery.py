@@ -146,7 +146,8 @@ def _occlusion(ctx):
     H = cand_x.shape[2]
     size, stride = max(3, (3 * H) // 8), max(1, H // 14)     # 12x12 on 32x32: a part of an object
     drops = [float(r.base_probability - r.probability.min()) for r in
-             (occlusion(net, x, int(y), size=size, stride=2 * stride) for x, y in zip(cand_x, cand_y))]
+             (occlusion(net, x, int(y), size=size, stride=2 * stride, show_progress=False)
+              for x, y in zip(cand_x, cand_y))]
     order = np.argsort(drops, kind="stable")[::-1][:3]
     xs, ys = cand_x[order], cand_y[order]
     results, projections = [], []
