@@ -142,13 +142,13 @@ occ = occlusion_figure(net, fashion, occ_picks, size=12)
 # %% [markdown]
 # How to read it: in (d), dark blue is where the square destroys the evidence for the true class, and (e) names
 # what the network sees instead. As in ZF's Fig. 7, the drop happens when the square covers a *distinctive part of
-# the object*, not the background: in this run covering a sandal's straps leaves a closed shoe ("sneaker", "ankle
-# boot"), covering a pullover's sleeve at the shoulder makes it a "coat", and filling the gap between trouser legs
-# makes a "dress". A square over the black background changes nothing, since there the image already equals the
-# mean. Panel (b) goes dark where the square covers the place that (c) projects to: the feature map responds to
-# that part. The table above is the honest context: for about half the classes the worst 12x12 square still leaves
-# p(true) high, because the network is confident and a garment has redundant evidence (a bag's body and its
-# handle, a boot's shaft and its sole).
+# the object*, not the background: in this run, covering the sneaker's toe leaves something the network calls a
+# "bag", covering its heel and collar an "ankle boot"; the boot holds up except at its instep, where it briefly
+# becomes a "bag"; covering the coat's front opening and collar turns it into a "dress". A square over the black
+# background changes nothing, since there the image already equals the mean. Panel (b) goes dark where the square
+# covers the place that (c) projects to: the feature map responds to that part. The table above is the honest
+# context: for half of the classes (T-shirt, trouser, sandal, shirt, bag) the worst 12x12 square still leaves
+# p(true) above 0.4, because a garment has redundant evidence (a bag's body and its handle, a trouser's two legs).
 #
 # ### Check: occlusion is nothing but forward passes on occluded copies
 #
@@ -279,8 +279,8 @@ assert np.all((corr.mean >= 0) & (corr.mean <= 1))
 print(f"notebook ran in {time.perf_counter() - T0:.1f} s")
 
 # %% [markdown]
-# **Summary.** On the shipped network, occlusion maps show which parts a decision depends on (straps, sleeves, the
-# gap between trouser legs) and what the object becomes without them; invariance curves show the low layer jumping
+# **Summary.** On the shipped network, occlusion maps show which parts a decision depends on (a sneaker's toe and
+# heel, a coat's front) and what the object becomes without them; invariance curves show the low layer jumping
 # with every transformation, the top layer changing more gradually, and the output tolerating small shifts and
 # enlargement but not rotation; the correspondence protocol runs end to end on aligned faces, but a network this
 # small, trained on 140 images, gives no clear part-versus-random difference. All three are forward passes of
