@@ -9,5 +9,12 @@ from .net import Sequential
 
 __version__ = "0.1.0"
 
+
+def load_pretrained(name="fashion-zf"):
+    """The trained ZF-style network that ships with minicnn (no download, no training): see
+    :mod:`minicnn.pretrained`. Returns a ``Pretrained`` (``.net``, ``.x_test``, ``.y_test``, ``.class_names``)."""
+    from .pretrained import load
+    return load(name)
+
 __all__ = ["backend", "ops", "layers", "models", "Sequential", "Conv2D", "Linear", "ReLU", "MaxPool2D",
-           "AvgPool2D", "LRN", "Dropout", "Flatten", "BatchNorm", "__version__"]
+           "AvgPool2D", "LRN", "Dropout", "Flatten", "BatchNorm", "load_pretrained", "__version__"]

@@ -108,7 +108,7 @@ def _cmd_train(args):
     options = {k: getattr(args, k) for k in ("model", "data", "epochs", "lr", "momentum", "weight_decay", "batch_size",
                                              "image_size", "seed", "clip_radius", "schedule", "patience", "step_size",
                                              "crop_pad", "width", "dropout", "n_samples", "root", "val_fraction",
-                                             "test_fraction")}
+                                             "test_fraction", "colour_jitter")}
     if args.no_hflip:
         options["hflip"] = False
     out = args.out or f"runs/{args.data or 'shapes'}-{args.model or 'zfnet_small'}"
@@ -189,7 +189,7 @@ def _cmd_demo(args):
 def _add_train_parser(sub):
     p = sub.add_parser("train", help="train a zoo model on a dataset; writes checkpoints, history and curves")
     p.add_argument("--model", default=None, help="zoo model (default zfnet_small)")
-    p.add_argument("--data", default=None, help="digits | faces | textures | shapes | mnist | fashion-mnist | "
+    p.add_argument("--data", default=None, help="digits | faces | textures | photos | shapes | mnist | fashion-mnist | "
                                                  "cifar10 | folder (default shapes)")
     p.add_argument("--epochs", type=int, default=None, help="total epochs, also when resuming (default 15)")
     p.add_argument("--out", default=None, help="run directory (default runs/DATA-MODEL)")
@@ -207,6 +207,8 @@ def _add_train_parser(sub):
     p.add_argument("--step-size", type=int, default=None, help="step schedule period in epochs")
     p.add_argument("--crop-pad", type=int, default=None, help="random-crop augmentation: pad by this and crop back (default 2; 0: off)")
     p.add_argument("--no-hflip", action="store_true", help="no random horizontal flips even where the data allows them")
+    p.add_argument("--colour-jitter", type=float, default=None, help="random per-image colour gain/offset strength "
+                   "(default 0; 0.2 suits the photos data)")
     p.add_argument("--width", type=int, default=None, help="zfnet_small: conv1 filters (default 16)")
     p.add_argument("--dropout", type=float, default=None, help="zfnet_small: dropout in fc6/fc7 (default 0; ZF: 0.5)")
     p.add_argument("--n-samples", type=int, default=None, help="dataset size for generated data (shapes, textures)")
@@ -281,7 +283,7 @@ def _cmd_visualize(args):
 def _add_visualize_parser(sub):
     p = sub.add_parser("visualize", help="Zeiler-Fergus figures of a trained run: PNGs and an index.html gallery")
     p.add_argument("run", help="run directory (runs/NAME) or a checkpoint .npz")
-    p.add_argument("--what", default=None, help="comma-separated figures: filters, activations, topk, saliency, "
+    p.add_argument("--what", default=None, help="comma-separated figures: filters, activations, topk, zf_fig2, saliency, "
                    "occlusion, invariance, evolution, correspondence, clipping, class_models, inversion, tsne, "
                    "probes, adversarial, sanity, or all (default: minicnn.visualize.DEFAULT_ITEMS, which leaves out the slow "
                    "clipping, class_models, inversion, tsne and probes)")
@@ -341,6 +343,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+def _cmd_gallery(args):
+    from .visualize.gallery import PRETRAINED_GALLERY, gallery_pretrained
+    what = None if args.what is None else [w.strip() for w in args.what.split(",") if w.strip()]
+    files = gallery_pretrained(args.out or PRETRAINED_GALLERY, what, show_progress=not args.no_progress, verbose=True)
+    print(f"wrote {len(files)} files; open {files[-1]}")
+    return 0
+
+
+def _add_gallery_parser(sub):
+    p = sub.add_parser("gallery", help="Zeiler-Fergus figures of the network that ships with minicnn (no training, "
+                                       "no data to download)")
+    p.add_argument("--what", default=None, help="comma-separated figures (as for visualize; default: the demo's "
+                   "figures plus probes)")
+    p.add_argument("--out", default=None, help="gallery directory (default runs/pretrained/gallery)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_gallery)
+
+
 def build_parser():
     parser = _Parser(prog="minicnn", description="A convolutional-network framework written to be read.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -355,6 +375,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_gradcheck)
     _add_visualize_parser(sub)
+    _add_gallery_parser(sub)
 
     p = sub.add_parser("bench", help="CPU speed of conv, pooling, LRN and a training step vs sgemm and PyTorch",
                        description="Runs benchmarks/bench_ops.py (see its docstring for what the columns mean).")

@@ -69,6 +69,8 @@ def run_demo(out_dir="runs/demo", device="cpu", *, progress=None, verbose=True, 
         for path in extra_files:
             print(f"  {path}")
         print(f"Evaluate again with:  minicnn evaluate {out_dir}")
+        print("The network that ships with minicnn (ZF-style, trained on all of Fashion-MNIST) draws richer "
+              "figures without training:\n  minicnn gallery   ->  runs/pretrained/gallery/index.html")
     return results
 
 

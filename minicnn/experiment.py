@@ -21,7 +21,7 @@ __all__ = ["DEFAULTS", "train_run", "evaluate_run"]
 DEFAULTS = dict(model="zfnet_small", data="shapes", epochs=15, lr=2e-2, momentum=0.9, weight_decay=5e-4,
                 batch_size=32, image_size=None, seed=0, clip_radius=0.1, schedule="step", patience=2,
                 step_size=None, crop_pad=2, hflip=None, width=None, dropout=None, n_samples=None, root=None,
-                val_fraction=0.15, test_fraction=0.15)
+                val_fraction=0.15, test_fraction=0.15, colour_jitter=0.0)
 
 _DATA_KEYS = ("image_size", "seed", "val_fraction", "test_fraction", "n_samples", "root")
 
@@ -148,7 +148,9 @@ def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", pr
     else:
         schedule = make_schedule(o["schedule"], optimizer)
     hflip = splits.hflip if o["hflip"] is None else bool(o["hflip"])
-    augment = Augment(crop_pad=o["crop_pad"], hflip=hflip) if (o["crop_pad"] or hflip) else None
+    colour = o.get("colour_jitter") or 0.0
+    augment = (Augment(crop_pad=o["crop_pad"], hflip=hflip, colour=colour) if (o["crop_pad"] or hflip or colour)
+               else None)
     trainer = Trainer(net, splits, optimizer, schedule=schedule, batch_size=o["batch_size"], epochs=o["epochs"],
                       augment=augment, seed=o["seed"], out_dir=out, callbacks=callbacks, device=device,
                       progress=progress, verbose=verbose, data_options=data_options,
@@ -159,6 +161,10 @@ def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", pr
                   f"with the options in {os.path.join(out, 'run.json')}", flush=True)
     elif resume:
         trainer.resume()
+        if o["schedule"] == "step" and trainer.epoch > 0:
+            # the checkpoint holds the rate of the old schedule; a step schedule is a function of the epoch, so
+            # re-derive it (the same rate unless step_size was changed on resuming)
+            schedule.step(trainer.epoch)
         if verbose:
             print(f"resuming {out} after epoch {trainer.epoch} of {trainer.epochs}", flush=True)
     if verbose:

@@ -61,6 +61,7 @@ BAD = {
                ["vgg16", "{root}/foreign.npz", "--out", "{root}/imported"], ["vgg16", "{root}/foreign.npz"]],
     "predict": [["{root}/missing", "{root}/afile.txt"], ["{root}/garbage", "{root}/afile.txt"],
                 ["{root}/garbage", "{root}/afile.txt", "--top", "0"], ["{root}/empty"]],
+    "gallery": [["--what", "nonsense"], ["--out", "{root}/afile.txt"], ["--out", "{root}/garbage"]],
     None: [["nonsense"], ["--version-of-nothing"]],
 }
 if not backend.gpu_available():

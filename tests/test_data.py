@@ -457,3 +457,37 @@ def test_random_crop_keeps_shape_and_mass_bound(pad, seed):
     assert out.shape == x.shape
     # a crop of a zero-padded positive image holds a subset of the pixels: its sum cannot grow
     assert np.all(out.sum(axis=(1, 2, 3)) <= x.sum(axis=(1, 2, 3)) + 1e-3)
+
+
+def test_photos_use_every_shipped_photograph_multiscale_without_overlap_across_splits():
+    from minicnn.data.datasets import make_photos, photo_sources
+    names = [n for n, _ in photo_sources()]
+    assert {"astronaut", "chelsea", "china", "flower", "grace_hopper"} <= set(names)   # all three packages
+    x, y, classes, part, origin = make_photos(n_samples=7 * len(names), image_size=16, seed=1)
+    assert x.shape == (7 * len(names), 3, 16, 16) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert classes == names and set(part.tolist()) == {0, 1, 2}
+    assert origin[:, 2].min() >= 16 and origin[:, 2].max() <= 32                         # crop sides 16..32
+    for k in range(len(names)):                 # no crop of one split overlaps a crop of another split
+        boxes = [(origin[i], part[i]) for i in np.flatnonzero(y == k)]
+        for (a, pa) in boxes:
+            for (b, pb) in boxes:
+                if pa != pb:
+                    overlap_r = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+                    overlap_c = min(a[1] + a[2], b[1] + b[2]) - max(a[1], b[1])
+                    assert overlap_r <= 0 or overlap_c <= 0
+
+
+def test_colour_jitter_changes_channels_independently_and_is_off_by_default():
+    from minicnn.data import colour_jitter
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    y = colour_jitter(x, 0.3, np.random.default_rng(1))
+    assert y.dtype == np.float32 and y.shape == x.shape and not np.allclose(x, y)
+    gain = (y[:, :, 0, 0] - y[:, :, 1, 1]) / (x[:, :, 0, 0] - x[:, :, 1, 1])          # per image and channel
+    assert np.all(np.abs(gain - 1) <= 0.3 + 1e-4) and np.ptp(gain, axis=1).max() > 1e-3
+    assert np.array_equal(colour_jitter(x, 0.0, rng), x)
+    with pytest.raises(ValueError, match="strength must be in"):
+        colour_jitter(x, 1.5, rng)
+    aug = Augment(crop_pad=0, hflip=False)
+    assert np.array_equal(aug(x, np.random.default_rng(0)), x) and "colour" not in repr(aug)
+    assert repr(Augment(colour=0.2)) == "Augment(crop_pad=None, hflip=False, colour=0.2)"

@@ -240,3 +240,15 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_dataset("folder", root=tmp_path / "missing")
 
+
+
+def test_fashion_mnist_found_in_debian_folder_without_root(tmp_path, monkeypatch):
+    # Debian's dataset-fashion-mnist puts the IDX files under /usr/share/datasets/fashion-mnist: no root= needed
+    from minicnn.data import loaders
+    folder = write_mnist(tmp_path / "debian", mnist_arrays(60, 30), gz=True)
+    monkeypatch.setattr(loaders, "FASHION_MNIST_SYSTEM_DIRS", (str(tmp_path / "absent"), str(folder)))
+    s = load_dataset("fashion-mnist", n_samples=45)
+    assert s.class_names[9] == "Ankle boot" and s.input_shape == (1, 28, 28)
+    monkeypatch.setattr(loaders, "FASHION_MNIST_SYSTEM_DIRS", (str(tmp_path / "absent"),))
+    with pytest.raises(ValueError, match="dataset-fashion-mnist"):
+        load_dataset("fashion-mnist")

@@ -55,3 +55,13 @@ def test_demo_writes_its_files(tmp_path, capsys):
     assert "demo wall time" in (out / "summary.txt").read_text()
     assert str(out) in capsys.readouterr().out
     assert 0 <= results["test_top1"] <= 1
+
+
+def test_resume_follows_a_changed_step_schedule(tmp_path):
+    # a step schedule is a function of the epoch: resuming with another step_size sets the next epoch's rate by it
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--step-size", "5", "--lr", "0.01", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--step-size", "1", "--no-progress"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [round(h["lr"], 6) for h in history] == [0.01, 0.001]

@@ -13,7 +13,7 @@ Files: ``load.py`` (``load_dataset``), ``splits.py`` (``ArrayDataset``, ``Splits
 subtraction), ``datasets.py`` (digits, faces, textures), ``shapes.py`` (procedural shapes), ``loaders.py``
 (MNIST IDX, CIFAR-10 batches, image folders), ``augment.py`` (crops, flips, ten crops), ``batching.py``.
 """
-from .augment import Augment, hflip, random_crop, random_hflip, ten_crop
+from .augment import Augment, colour_jitter, hflip, random_crop, random_hflip, ten_crop
 from .batching import iterate_batches, num_batches
 from .datasets import FACE_PARTS, TEXTURE_SOURCES, face_parts, make_textures
 from .load import DATASETS, load_dataset, stratified_subset
@@ -21,7 +21,7 @@ from .loaders import read_cifar10, read_idx, read_image_folder, read_mnist
 from .shapes import SHAPE_CLASSES, make_shapes
 from .splits import ArrayDataset, Splits, make_splits, stratified_split
 
-__all__ = ["load_dataset", "DATASETS", "Splits", "ArrayDataset", "iterate_batches", "num_batches", "Augment",
+__all__ = ["load_dataset", "DATASETS", "Splits", "ArrayDataset", "iterate_batches", "num_batches", "Augment", "colour_jitter",
            "random_crop", "random_hflip", "hflip", "ten_crop", "make_shapes", "SHAPE_CLASSES", "make_textures",
            "TEXTURE_SOURCES", "FACE_PARTS", "face_parts", "stratified_split", "stratified_subset", "make_splits",
            "read_idx", "read_mnist", "read_cifar10", "read_image_folder"]

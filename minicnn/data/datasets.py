@@ -9,6 +9,8 @@ class names; :func:`minicnn.data.load_dataset` splits them.
   mouth sit at the same place in every face: see :data:`FACE_PARTS`.
 - ``textures``: crops of scikit-image's sample photographs, one class per photograph (see
   :data:`TEXTURE_SOURCES`), colour; train, val and test crops come from disjoint tiles of each photograph.
+- ``photos``: multi-scale crops of every photograph that ships with scikit-image, scikit-learn and matplotlib
+  (:func:`photo_sources`), one class per photograph; split by tiles like ``textures``.
 """
 from __future__ import annotations
 
@@ -150,3 +152,109 @@ def _deal_tiles(n_tiles: int, fractions, rng) -> np.ndarray:
     assign = np.concatenate([np.full(c, j + 1, np.int8) for j, c in enumerate(counts)]
                             + [np.zeros(n_tiles - sum(counts), np.int8)])
     return rng.permutation(assign)
+
+
+# --------------------------------------------------------------------------------------------- photos
+# Every photograph bundled with the installed packages (no fetcher that downloads is ever called): scikit-image's
+# files in skimage/data, scikit-learn's two sample images, matplotlib's sample photograph. Drawings, phantoms,
+# binary images and synthetic patterns are left out.
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
+                  "hubble_deep_field", "immunohistochemistry", "microaneurysms", "moon", "page", "retina", "rocket",
+                  "text")
+
+
+def photo_sources():
+    """The photographs that ship with the installed packages: a list of ``(name, loader)``, ``loader()`` giving an
+    ``(H, W)`` or ``(H, W, 3)`` array. Packages that are not installed contribute nothing."""
+    import os
+    sources = []
+    try:
+        import skimage.data as skd
+        here = os.path.dirname(skd.__file__)
+        files = {"immunohistochemistry": "ihc.png", "hubble_deep_field": "hubble_deep_field.jpg",
+                 "microaneurysms": "microaneurysms.png", "clock": "clock_motion.png", "rocket": "rocket.jpg",
+                 "retina": "retina.jpg"}
+        for name in SKIMAGE_PHOTOS:
+            if os.path.exists(os.path.join(here, files.get(name, f"{name}.png"))):
+                sources.append((name, getattr(skd, name)))
+        if os.path.exists(os.path.join(here, "motorcycle_left.png")):
+            sources.append(("motorcycle", lambda: skd.stereo_motorcycle()[0]))
+    except ImportError:
+        pass
+    try:
+        from sklearn.datasets import load_sample_image
+        for fname in ("china.jpg", "flower.jpg"):
+            sources.append((fname[:-4], lambda f=fname: load_sample_image(f)))
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+        path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+        if os.path.exists(path):
+            from PIL import Image
+
+            def hopper(path=path):
+                with Image.open(path) as im:
+                    return np.asarray(im.convert("RGB"))
+            sources.append(("grace_hopper", hopper))
+    except ImportError:
+        pass
+    return sources
+
+
+def make_photos(n_samples: int = 4000, image_size: int = 32, seed: int = 0, val_fraction: float = 0.15,
+                test_fraction: float = 0.15, max_scale: float = 2.0, sources=None):
+    """Multi-scale colour crops of the shipped photographs, one class per photograph.
+
+    Like :func:`make_textures` (shorter side resized to ``8 * image_size``, 3 channels, tiles dealt to train, val
+    and test so that **no crop of one split overlaps a crop of another**), but each crop's side is drawn uniformly
+    from ``image_size`` to ``max_scale * image_size`` pixels and resized to ``image_size``: the same object is seen
+    at several scales. Tiles are ``2 * max_scale * image_size`` pixels.
+    Returns ``(x, y, class_names, split, origin)`` as :func:`make_textures`; ``origin`` holds (row, col, side).
+    """
+    n_samples = check_size("make_photos", "n_samples", n_samples)
+    size = check_size("make_photos", "image_size", image_size, minimum=4)
+    if not max_scale >= 1.0:
+        raise ValueError(f"make_photos: max_scale must be >= 1, got {max_scale}")
+    sources = photo_sources() if sources is None else list(sources)
+    k = len(sources)
+    if k < 2:
+        raise ValueError("make_photos: fewer than two photographs found; install scikit-image or scikit-learn")
+    if n_samples < k:
+        raise ValueError(f"make_photos: n_samples must be at least the number of photographs ({k}), got {n_samples}")
+    rng = np.random.default_rng(seed)
+    biggest = int(round(max_scale * size))
+    tile = 2 * biggest
+    per_class = np.full(k, n_samples // k)
+    per_class[: n_samples % k] += 1
+    xs, ys, splits, origins = [], [], [], []
+    for label, (_, load) in enumerate(sources):
+        raw = np.asarray(load())
+        if raw.ndim == 3 and raw.shape[2] == 4:
+            raw = raw[..., :3]
+        photo = to_nchw(raw, channels=3)[None]
+        photo = to_unit_float(photo, 255.0 if photo.dtype == np.uint8 else 1.0)
+        h, w = photo.shape[2:]
+        scale = 8 * size / min(h, w)
+        photo = resize_images(photo, (int(round(h * scale)), int(round(w * scale))))
+        corners = _tile_grid(photo.shape[2], photo.shape[3], tile)
+        tile_part = _deal_tiles(len(corners), (val_fraction, test_fraction), rng)
+        m = int(per_class[label])
+        n_val, n_test = int(round(val_fraction * m)), int(round(test_fraction * m))
+        part = np.concatenate([np.zeros(m - n_val - n_test, np.int8), np.ones(n_val, np.int8),
+                               np.full(n_test, 2, np.int8)])
+        crops = np.empty((m, 3, size, size), dtype=np.float32)
+        origin = np.empty((m, 3), dtype=np.int64)
+        for i, p in enumerate(part):
+            r0, c0 = corners[int(rng.choice(np.flatnonzero(tile_part == p)))]
+            side = int(rng.integers(size, biggest + 1))
+            dr, dc = rng.integers(0, tile - side + 1, size=2)
+            crop = photo[:, :, r0 + dr:r0 + dr + side, c0 + dc:c0 + dc + side]
+            crops[i] = crop[0] if side == size else resize_images(crop, size)[0]
+            origin[i] = (r0 + dr, c0 + dc, side)
+        xs.append(crops)
+        ys.append(np.full(m, label, np.int64))
+        splits.append(part)
+        origins.append(origin)
+    return (np.ascontiguousarray(np.clip(np.concatenate(xs), 0.0, 1.0)), np.concatenate(ys),
+            [name for name, _ in sources], np.concatenate(splits), np.concatenate(origins))

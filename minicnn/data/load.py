@@ -7,10 +7,13 @@ name               classes    images          default size source
 ``faces``          2          200             1x25x25      scikit-image ``lfw_subset`` (shipped)
 ``textures``       10         ``n_samples``   3x32x32      crops of scikit-image's sample photographs (shipped)
                               (2,000)
+``photos``         21         ``n_samples``   3x32x32      multi-scale crops of every shipped photograph
+                              (4,000)                      (scikit-image, scikit-learn, matplotlib)
 ``shapes``         6          ``n_samples``   3x32x32      procedural (:func:`minicnn.data.make_shapes`)
                               (3,000)
 ``mnist``          10         70,000          1x28x28      IDX files under ``root``
-``fashion-mnist``  10         70,000          1x28x28      IDX files under ``root``
+``fashion-mnist``  10         70,000          1x28x28      IDX files under ``root`` (default: Debian's
+                                                           ``dataset-fashion-mnist``, /usr/share/datasets/)
 ``cifar10``        10         60,000          3x32x32      python batches under ``root``
 ``folder``         sub-dirs   files           as found     ``root/<class>/<image>``
 =================  =========  ==============  ===========  ======================================================
@@ -27,11 +30,11 @@ import numpy as np
 from ._common import check_size, resize_images, to_unit_float
 from .splits import Splits, _check_fraction, make_splits, stratified_split
 
-DATASETS = ("digits", "faces", "textures", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
+DATASETS = ("digits", "faces", "textures", "photos", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
 LOCAL_DATASETS = ("mnist", "fashion-mnist", "cifar10", "folder")
-DEFAULT_SAMPLES = {"textures": 2000, "shapes": 3000}
+DEFAULT_SAMPLES = {"textures": 2000, "photos": 4000, "shapes": 3000}
 # Horizontal flips keep the label everywhere but for handwritten digits.
-HFLIP = {"digits": False, "mnist": False, "faces": True, "textures": True, "shapes": True,
+HFLIP = {"digits": False, "mnist": False, "faces": True, "textures": True, "photos": True, "shapes": True,
          "fashion-mnist": True, "cifar10": True, "folder": True}
 
 
@@ -65,9 +68,11 @@ def load_dataset(name: str, *, image_size=None, seed: int = 0, val_fraction: flo
         come with their own test set).
     subtract_mean : subtract the per-pixel mean of the train images (``splits.mean``, ``(C, H, W)``) from all
         three splits, as Zeiler & Fergus do.
-    n_samples : number of images to generate (``shapes``, default 3,000; ``textures``, default 2,000), or to
+    n_samples : number of images to generate (``shapes``, default 3,000; ``textures``, default 2,000; ``photos``,
+        default 4,000), or to
         keep, class-balanced, from the other sets (default: all).
-    root : folder of the local files for ``mnist``, ``fashion-mnist``, ``cifar10`` and ``folder``.
+    root : folder of the local files for ``mnist``, ``fashion-mnist``, ``cifar10`` and ``folder`` (Fashion-MNIST is
+        found without it where Debian's ``dataset-fashion-mnist`` is installed).
 
     Images are float32 ``(N, C, H, W)`` (in [0, 1] before the mean is subtracted), labels int64 ``(N,)``.
     """
@@ -96,14 +101,16 @@ def load_dataset(name: str, *, image_size=None, seed: int = 0, val_fraction: flo
                          f"{key!r} ships with its package")
     common = dict(name=key, hflip=HFLIP[key], subtract_mean=bool(subtract_mean))
 
-    if key == "textures":
-        from .datasets import TEXTURE_SOURCES, make_textures
+    if key in ("textures", "photos"):
+        from .datasets import TEXTURE_SOURCES, make_photos, make_textures
 
-        x, y, names, part, origin = make_textures(n_samples or DEFAULT_SAMPLES[key], image_size or 32, seed,
-                                          val_fraction, test_fraction)
+        make = make_textures if key == "textures" else make_photos
+        x, y, names, part, origin = make(n_samples or DEFAULT_SAMPLES[key], image_size or 32, seed,
+                                         val_fraction, test_fraction)
         return make_splits(x, y, train_idx=np.flatnonzero(part == 0), val_idx=np.flatnonzero(part == 1),
                            test_idx=np.flatnonzero(part == 2), class_names=names, **common,
-                           info={"split_by": "disjoint tiles of each photograph", "sources": dict(TEXTURE_SOURCES),
+                           info={"split_by": "disjoint tiles of each photograph",
+                                 "sources": dict(TEXTURE_SOURCES) if key == "textures" else list(names),
                                  "crop_origin": {"train": origin[part == 0], "val": origin[part == 1],
                                                  "test": origin[part == 2]}})
 
@@ -138,8 +145,11 @@ def load_dataset(name: str, *, image_size=None, seed: int = 0, val_fraction: flo
 
 def _load_official_split(key, root, image_size, seed, val_fraction, n_samples, common) -> Splits:
     """MNIST, Fashion-MNIST, CIFAR-10: val carved from the official train set; test is the official test set."""
+    from . import loaders
     from .loaders import FASHION_MNIST_CLASSES, read_cifar10, read_mnist
 
+    if key == "fashion-mnist" and root is None:
+        root = loaders.default_fashion_mnist_root('load_dataset("fashion-mnist")')
     if key == "cifar10":
         xtr, ytr, xte, yte, names = read_cifar10(root)
     else:

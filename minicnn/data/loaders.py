@@ -38,7 +38,21 @@ IDX_LABELS_MAGIC = 2049
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+# Where Debian's ``dataset-fashion-mnist`` package (``apt-get install dataset-fashion-mnist``) puts the IDX files:
+# ``load_dataset("fashion-mnist")`` looks there when no root is given.
+FASHION_MNIST_SYSTEM_DIRS = ("/usr/share/datasets/fashion-mnist",)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def default_fashion_mnist_root(func: str) -> str:
+    """The first of :data:`FASHION_MNIST_SYSTEM_DIRS` that holds the test images, or a ValueError saying how to get one."""
+    for folder in FASHION_MNIST_SYSTEM_DIRS:
+        path = Path(folder)
+        if any((path / n).is_file() for n in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")):
+            return str(path)
+    raise ValueError(f"{func}: no root= given and Fashion-MNIST is not installed in {', '.join(FASHION_MNIST_SYSTEM_DIRS)}; "
+                     f"install Debian's package (apt-get install dataset-fashion-mnist) or pass root=<folder with the "
+                     f"four IDX files>")
 
 
 def _check_root(func: str, root) -> Path:
@@ -273,4 +287,5 @@ def read_image_folder(root, image_size=None):
 
 
 __all__ = ["read_idx", "read_mnist", "read_cifar_batch", "read_cifar10", "read_image_folder", "MNIST_FILES",
-           "FASHION_MNIST_CLASSES", "CIFAR10_CLASSES", "IMAGE_EXTENSIONS"]
+           "FASHION_MNIST_CLASSES", "CIFAR10_CLASSES", "IMAGE_EXTENSIONS", "FASHION_MNIST_SYSTEM_DIRS",
+           "default_fashion_mnist_root"]

@@ -136,7 +136,7 @@ def plot_evolution(evolution):
     for ax, (layer, v) in zip(axes, data.items()):
         crops = v["crops"]                         # (E, M, C, rh, rw)
         E, M = crops.shape[:2]
-        tiles = [projection_to_display(crops[e, m]) for m in range(M) for e in range(E)]
+        tiles = [projection_to_display(crops[e, m], "zf") for m in range(M) for e in range(E)]
         _show(ax, mosaic(tiles, E, pad=max(1, crops.shape[-1] // 10)), f"{layer}: maps "
               f"{', '.join(map(str, v['channels']))}\nepochs {', '.join(map(str, v['epochs']))}")
     fig.suptitle("Feature evolution during training (ZF Fig. 4): rows = feature maps, columns = epochs", fontsize=9)

@@ -18,7 +18,8 @@ from .. import backend
 from ..layers import LRN, Conv2D, Flatten, Linear, MaxPool2D, ReLU
 from . import plots
 
-__all__ = ["GALLERY_ITEMS", "DEFAULT_ITEMS", "feature_layers", "write_gallery", "gallery_from_run", "EVOLUTION_FILE"]
+__all__ = ["GALLERY_ITEMS", "DEFAULT_ITEMS", "PRETRAINED_ITEMS", "feature_layers", "write_gallery", "gallery_from_run",
+           "gallery_pretrained", "EVOLUTION_FILE", "LOOK_AT"]
 
 EVOLUTION_FILE = "evolution.npz"
 
@@ -41,22 +42,37 @@ def feature_layers(net):
     return names
 
 
-def _pick_examples(net, x, y, n, batch_size=256):
-    """Indices of up to n images, correctly classified, of different classes where possible."""
+# Upper bounds on the images any one gallery item looks at, so that drawing the gallery costs the same on a
+# 10,000-image test set as on a 500-image one (FGSM over a full 10k test set took 70 s of a 90 s gallery).
+MAX_SEARCH_IMAGES = 2000     # examples are picked among the first this many test images
+MAX_EVAL_IMAGES = 1000       # FGSM accuracy, t-SNE, linear-probe test images
+MAX_PROBE_TRAIN = 1000       # linear-probe training images
+
+
+def _pick_examples(net, x, y, n, batch_size=256, prefer=None):
+    """Indices of up to n images, correctly classified, of different classes where possible (searched among
+    the first ``MAX_SEARCH_IMAGES``); ``prefer``: class labels to take first, in that order."""
     from ._common import as_batch
+    x, y = x[:MAX_SEARCH_IMAGES], y[:MAX_SEARCH_IMAGES]
     preds = []
     for start in range(0, len(x), batch_size):
         xb, _ = as_batch(net, x[start:start + batch_size])
         preds.append(backend.to_numpy(net.forward(xb)).argmax(axis=1))
     preds = np.concatenate(preds)
     chosen, seen = [], set()
-    for i in np.flatnonzero(preds == y):
+    correct = np.flatnonzero(preds == y)
+    for k in (prefer or ()):
+        hits = correct[y[correct] == k]
+        if len(hits) and len(chosen) < n and int(k) not in seen:
+            chosen.append(int(hits[0]))
+            seen.add(int(k))
+    for i in correct:
         if int(y[i]) not in seen:
             chosen.append(int(i))
             seen.add(int(y[i]))
         if len(chosen) == n:
             return chosen
-    rest = [i for i in range(len(x)) if i not in chosen]
+    rest = [i for i in range(min(len(x), n + len(chosen))) if i not in chosen]
     return (chosen + rest)[:n]
 
 
@@ -76,18 +92,33 @@ def _activations(ctx):
              plots.plot_activations(net, x, layer, mean=ctx["mean"])) for layer in ctx["layers"][:3]]
 
 
-def _topk(ctx):
+def _topk_results(ctx):
+    """Top-9 of the 8 most active maps of every feature layer (computed once, shared by topk and zf_fig2)."""
     from .topk import top_k
+    if "topk_results" not in ctx:
+        ctx["topk_results"] = [top_k(ctx["net"], ctx["x_pool"], layer, k=9, mean=ctx["mean"], select=8,
+                                     show_progress=ctx["progress"]) for layer in ctx["layers"][:5]]
+    return ctx["topk_results"]
+
+
+def _topk(ctx):
     out = []
-    for n, layer in enumerate(ctx["layers"][:3], start=1):
-        res = top_k(ctx["net"], ctx["x_pool"], layer, k=9, mean=ctx["mean"], select=8,
-                    show_progress=ctx["progress"])
+    for n, res in enumerate(_topk_results(ctx), start=1):
+        layer = res.layer
         out.append((f"topk_layer{n}_{layer}.png", f"Top-9 projections, layer {n} ({layer})",
                     f"For the 8 most active maps of {layer}: the 9 strongest activations over "
-                    f"{len(ctx['x_pool'])} validation images, projected to pixels by the deconvnet and cropped to the "
+                    f"{len(ctx['x_pool'])} held-out images, projected to pixels by the deconvnet and cropped to the "
                     f"{res.projections.shape[-2]}x{res.projections.shape[-1]} receptive field (left), and the image "
-                    f"patches under it (right) (ZF Fig. 2).", plots.plot_topk(res)))
+                    f"patches under it (right); light blue is outside the image (ZF Fig. 2).", plots.plot_topk(res)))
     return out
+
+
+def _zf_fig2(ctx):
+    results = _topk_results(ctx)
+    return [("zf_fig2.png", "ZF Fig. 2: layers 1-5", f"Layers 1-{len(results)} ({', '.join(r.layer for r in results)}): "
+             f"for 4 maps each, the top-9 deconvnet projections beside their image patches, over "
+             f"{len(ctx['x_pool'])} held-out images; light blue is outside the image.",
+             plots.plot_zf_fig2(results))]
 
 
 def _saliency(ctx):
@@ -103,12 +134,22 @@ def _saliency(ctx):
              "and the signed plain gradient.", fig)]
 
 
+MAX_OCCLUSION_CANDIDATES = 10   # images screened (coarse grid) for the occlusion figure
+
+
 def _occlusion(ctx):
+    """ZF Fig. 7 for three images: of the first correctly classified test image of each class (at most
+    ``MAX_OCCLUSION_CANDIDATES``), screened on a coarse grid, the three whose p(true) falls most."""
     from .occlusion import occlusion
     from .project import project
-    net, xs, ys = ctx["net"], ctx["x_examples"][:3], ctx["y_examples"][:3]
-    H = xs.shape[2]
-    size, stride = max(3, H // 4), max(1, H // 14)
+    net, cand_x, cand_y = ctx["net"], ctx["x_candidates"], ctx["y_candidates"]
+    H = cand_x.shape[2]
+    size, stride = max(3, (3 * H) // 8), max(1, H // 14)     # 12x12 on 32x32: a part of an object
+    drops = [float(r.base_probability - r.probability.min()) for r in
+             (occlusion(net, x, int(y), size=size, stride=2 * stride, show_progress=False)
+              for x, y in zip(cand_x, cand_y))]
+    order = np.argsort(drops, kind="stable")[::-1][:3]
+    xs, ys = cand_x[order], cand_y[order]
     results, projections = [], []
     for x, y in zip(xs, ys):
         res = occlusion(net, x, int(y), size=size, stride=stride, show_progress=ctx["progress"])
@@ -118,7 +159,10 @@ def _occlusion(ctx):
     return [("occlusion.png", "Occlusion sensitivity",
              f"A grey (dataset-mean) {size}x{size} square slid with stride {stride}: (b) total activation of the "
              f"strongest {results[0].layer} map, (c) that map's strongest unit projected, (d) probability of the "
-             f"true class, (e) the most probable label (ZF Fig. 7).", fig)]
+             f"true class, (e) the most probable label (ZF Fig. 7). The three images are, of the first correctly "
+             f"classified test image of each of {len(cand_y)} classes, those whose p(true) falls most "
+             f"(drops {', '.join(f'{drops[i]:.2f}' for i in order)}; the median over all {len(cand_y)} was "
+             f"{float(np.median(drops)):.2f}).", fig)]
 
 
 def _invariance(ctx):
@@ -215,8 +259,8 @@ def _probes(ctx):
     from .probes import linear_probes, plot_probes
     net, splits = ctx["net"], ctx["splits"]
     layers = ctx["layers"] + [l.name for l in net.layers if isinstance(l, ReLU)][-1:]
-    res = linear_probes(net, splits.train.x[:1000], splits.train.y[:1000], ctx["x_test"], ctx["y_test"], layers,
-                        max_dim=512)
+    res = linear_probes(net, splits.train.x[:MAX_PROBE_TRAIN], splits.train.y[:MAX_PROBE_TRAIN],
+                        ctx["x_test"][:MAX_EVAL_IMAGES], ctx["y_test"][:MAX_EVAL_IMAGES], layers, max_dim=512)
     table = "\n".join(f"{l:<8} dim {d:>6}  SVM {100 * a:5.1f}%  softmax {100 * b:5.1f}%"
                        for l, d, a, b in zip(res.layers, res.dims, res.svm, res.softmax))
     return [("probes.png", "Linear probes", "Test accuracy of a linear SVM and a softmax classifier trained on each "
@@ -229,10 +273,11 @@ def _adversarial(ctx):
     eps = 0.1
     x_adv, before, after = fgsm(net, x, y, eps)
     epsilons = [0.0, 0.02, 0.05, 0.1, 0.2]
-    acc = fgsm_accuracy(net, ctx["x_test"], ctx["y_test"], epsilons)
+    x_eval, y_eval = ctx["x_test"][:MAX_EVAL_IMAGES], ctx["y_test"][:MAX_EVAL_IMAGES]
+    acc = fgsm_accuracy(net, x_eval, y_eval, epsilons)
     return [("adversarial.png", "Fast-gradient-sign adversarial examples",
              f"x + eps * sign(gradient of the loss), eps = {eps} (images are in [0, 1] before mean subtraction), and "
-             f"test accuracy against eps (Goodfellow 2015).",
+             f"accuracy against eps on {len(y_eval)} test images (Goodfellow 2015).",
              plot_fgsm(x, x_adv, before, after, y, ctx["class_names"], epsilons, acc, ctx["mean"], eps))]
 
 
@@ -248,15 +293,37 @@ def _sanity(ctx):
              summary, plot_cascade(res, x[0], ctx["mean"]))]
 
 
-GALLERY_ITEMS = {"filters": _filters, "activations": _activations, "topk": _topk, "saliency": _saliency,
+GALLERY_ITEMS = {"filters": _filters, "activations": _activations, "topk": _topk, "zf_fig2": _zf_fig2,
+                 "saliency": _saliency,
                  "occlusion": _occlusion, "invariance": _invariance, "evolution": _evolution,
                  "correspondence": _correspondence, "clipping": _clipping, "class_models": _class_models,
                  "inversion": _inversion, "tsne": _tsne, "probes": _probes, "adversarial": _adversarial,
                  "sanity": _sanity}
 # The demo's gallery (quick); ``--what all`` adds the rest (clipping trains two networks; probes, inversion and
 # class models run optimisations: tens of seconds each on a CPU).
-DEFAULT_ITEMS = ("filters", "topk", "saliency", "occlusion", "invariance", "evolution", "activations",
+DEFAULT_ITEMS = ("filters", "topk", "zf_fig2", "saliency", "occlusion", "invariance", "evolution", "activations",
                  "correspondence", "sanity", "adversarial")
+
+
+# One line per item, written under its figure (so a slide keeps it) and first in its caption: what to look at.
+LOOK_AT = {
+    "filters": "Look for oriented edge and bar detectors and blob (centre-surround) filters; noise means undertrained.",
+    "activations": "Look at which maps respond to the object's outline, which to its texture, which stay dark.",
+    "topk": "Look whether the 9 patches of a map share a part or texture, and whether the projection traces it.",
+    "zf_fig2": "Read down the rows: edges at layer 1, then parts, then whole object shapes; receptive fields grow.",
+    "saliency": "Look where the class evidence sits: guided backprop and the deconvnet draw outlines, |gradient| speckles.",
+    "occlusion": "Look where the grey square makes p(true class) fall (blue in d) and which label takes over (e).",
+    "invariance": "Look how far the features move under each transform, and at which size p(true) gives way.",
+    "evolution": "Read each row left to right (epochs): layer 1 barely changes after epoch 1, higher layers keep changing.",
+    "correspondence": "Lower is more consistent: a part whose occlusion changes the code the same way in every image.",
+    "clipping": "Compare the two filter banks: without clipping a few filters grow large and dominate.",
+    "class_models": "Look for the class's typical outline emerging from the optimised image.",
+    "inversion": "Look how much detail each layer's code keeps: lower layers reconstruct the image, higher ones its gist.",
+    "tsne": "Look whether the classes form separate clusters in the top layer's code.",
+    "probes": "Look at accuracy against depth: features become more linearly separable higher up.",
+    "adversarial": "Look how a barely visible perturbation changes the label, and how fast accuracy falls with eps.",
+    "sanity": "A trustworthy map must change as the weights are randomised from the top down.",
+}
 
 
 def _html(title, entries, notes):
@@ -295,13 +362,14 @@ def _check_replaceable(out_dir):
 
 
 def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None, max_pool_images=1000,
-                  n_examples=5, show_progress=False, verbose=False, parts=None):
+                  n_examples=5, show_progress=False, verbose=False, parts=None, prefer_classes=None):
     """Draw the chosen figures for a trained ``net`` into ``out_dir`` (PNGs + ``index.html``), atomically.
 
     splits: the ``minicnn.data.Splits`` it was trained on (val images feed the top-k pool, test images the
     examples); what: names from ``GALLERY_ITEMS`` (default ``DEFAULT_ITEMS``); evolution: a path to
     ``evolution.npz`` (``FeatureEvolution.save``) or its loaded dict; parts: {name: box} for correspondence
-    (default: ``splits.info["face_parts"]`` when present). Returns the list of written file paths.
+    (default: ``splits.info["face_parts"]`` when present); prefer_classes: labels whose test images are the
+    examples first (occlusion shows the first three). Returns the list of written file paths.
     """
     what = list(DEFAULT_ITEMS if what is None else what)
     if "all" in what:
@@ -312,10 +380,13 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
     pool_x = splits.val.x[:max_pool_images]
     pool_y = splits.val.y[:max_pool_images]
     test = splits.test if len(getattr(splits.test, "y", [])) else splits.val
-    pick = _pick_examples(net, test.x, test.y, n_examples)
+    pick = _pick_examples(net, test.x, test.y, n_examples, prefer=prefer_classes)
+    n_classes = len(splits.class_names)
+    candidates = _pick_examples(net, test.x, test.y, min(n_classes, MAX_OCCLUSION_CANDIDATES))
     info = getattr(splits, "info", None) or {}
     ctx = {"net": net, "splits": splits, "mean": getattr(splits, "mean", None), "x_pool": pool_x, "y_pool": pool_y,
            "x_examples": test.x[pick], "y_examples": test.y[pick], "x_test": test.x, "y_test": test.y,
+           "x_candidates": test.x[candidates], "y_candidates": test.y[candidates],
            "class_names": list(splits.class_names),
            "layers": feature_layers(net), "evolution": evolution, "progress": show_progress,
            "parts": parts if parts is not None else info.get("face_parts")}
@@ -333,6 +404,10 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
                 if fig is None:
                     notes.append((t, caption))
                     continue
+                look = LOOK_AT.get(item)
+                if look:
+                    plots.add_caption(fig, look)
+                    caption = f"{look} {caption}"
                 plots.save(fig, os.path.join(tmp, fname))
                 entries.append((fname, t, caption))
             if verbose:
@@ -363,6 +438,30 @@ def gallery_from_run(run_dir, what=None, out_dir=None, which="best", device="cpu
     evo = os.path.join(os.fspath(run_dir), EVOLUTION_FILE)
     kwargs.setdefault("evolution", evo if os.path.exists(evo) else None)
     return write_gallery(run.net, run.splits, out_dir or os.path.join(os.fspath(run_dir), "gallery"), what, **kwargs)
+
+
+# --- the shipped network ---------------------------------------------------------------------------------
+
+# The shipped network's gallery: the demo's figures (probes: --what probes; minutes of scikit-learn fitting).
+PRETRAINED_ITEMS = DEFAULT_ITEMS
+# Occlusion examples: ankle boot, bag, sneaker first (objects with parts: shaft, handle, sole), then the rest.
+PRETRAINED_EXAMPLES = (9, 8, 7, 0, 3)
+PRETRAINED_GALLERY = os.path.join("runs", "pretrained", "gallery")
+
+
+def gallery_pretrained(out_dir=PRETRAINED_GALLERY, what=None, name="fashion-zf", folder=None, **kwargs):
+    """``minicnn gallery``: the figures of the network that ships with minicnn (:mod:`minicnn.pretrained`),
+    drawn from its shipped test images, with the feature evolution recorded while it trained. No training, no
+    data files needed. folder: where the shipped files are (default: the package's). Returns the files written
+    (the last is ``index.html``)."""
+    from ..pretrained import load
+    p = load(name, folder)
+    kwargs.setdefault("evolution", p.evolution)
+    kwargs.setdefault("prefer_classes", PRETRAINED_EXAMPLES)
+    acc = p.meta.get("test_top1")
+    kwargs.setdefault("title", f"The shipped network ({p.net.name}, width 32, Fashion-MNIST"
+                      + (f", {100 * acc:.1f}% test top-1" if acc is not None else "") + "): what it sees")
+    return write_gallery(p.net, p.splits(), out_dir, list(PRETRAINED_ITEMS if what is None else what), **kwargs)
 
 
 # --- minicnn demo -----------------------------------------------------------------------------------------

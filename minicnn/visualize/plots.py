@@ -3,7 +3,9 @@
 Every ``plot_*`` returns a ``matplotlib.figure.Figure``; ``save(fig, path)`` writes it. Display conventions:
 images are min-max scaled per image (after adding the dataset mean back where one is given); projections
 are scaled symmetrically about grey (0 -> grey, the largest |value| -> black or white), as ZF show them
-"with contrast enhanced"; NaN (outside the image in a receptive-field crop) is drawn white.
+"with contrast enhanced"; NaN (outside the image in a receptive-field crop) is drawn in :data:`OUTSIDE`, a light
+blue that no grey image contains (white read as strokes on Fashion-MNIST's black background). Figures are drawn
+at :data:`DPI` dots per inch, so a 1.5-inch panel of 3x3 tiles gives each tile 65 pixels.
 """
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ from .. import backend
 from ..layers import Conv2D
 
 __all__ = ["figure", "save", "image_to_display", "projection_to_display", "mosaic", "plot_filters",
-           "plot_activations", "plot_topk", "plot_saliency", "plot_occlusion", "plot_images"]
+           "plot_activations", "plot_topk", "plot_zf_fig2", "plot_saliency", "plot_occlusion", "plot_images",
+           "add_caption", "OUTSIDE", "DPI"]
+
+DPI = 130
+OUTSIDE = (0.55, 0.75, 0.95)     # "outside the image" in receptive-field crops
 
 
-def figure(width, height, dpi=100):
+def figure(width, height, dpi=DPI):
     # No matplotlib.use(): a bare Figure renders PNG with Agg on savefig, and switching the global backend
     # would break pyplot in a notebook (its inline backend).
     from matplotlib.figure import Figure
@@ -24,9 +30,18 @@ def figure(width, height, dpi=100):
 
 
 def save(fig, path):
-    """Write ``fig`` to ``path`` (PNG) and return the path."""
-    fig.savefig(path, bbox_inches="tight")
+    """Write ``fig`` to ``path`` (PNG, at the figure's own dpi) and return the path."""
+    fig.savefig(path, bbox_inches="tight", dpi=max(DPI, fig.dpi))
     return path
+
+
+def add_caption(fig, text, width_chars=None):
+    """Write a one-line caption (``text``, wrapped to the figure's width) under the figure, for slides."""
+    import textwrap
+    width_chars = width_chars or max(40, int(fig.get_figwidth() * 13))
+    fig.text(0.5, 0.0, "\n".join(textwrap.wrap(text, width_chars)), ha="center", va="top", fontsize=9,
+             style="italic")
+    return fig
 
 
 def _hwc(img):
@@ -41,30 +56,58 @@ def _hwc(img):
     return np.sqrt((img ** 2).mean(axis=0))      # other channel counts: the RMS over channels
 
 
+def _paint_outside(out, outside, colour=OUTSIDE):
+    """(H, W) or (H, W, 3) in [0, 1] and a boolean (H, W) mask -> (H, W, 3) with the masked pixels in ``colour``
+    (unchanged when nothing is masked)."""
+    if outside is None or not np.any(outside):
+        return out
+    rgb = out if out.ndim == 3 else np.repeat(out[..., None], 3, axis=2)
+    return np.where(np.asarray(outside)[..., None], np.asarray(colour, dtype=np.float64), rgb)
+
+
 def image_to_display(img, mean=None):
-    """(C, H, W) image -> (H, W) or (H, W, 3) in [0, 1], min-max scaled; NaN -> 1 (white)."""
+    """(C, H, W) image -> (H, W) or (H, W, 3) in [0, 1], min-max scaled; NaN pixels (outside the image) -> the
+    colour :data:`OUTSIDE` (the result is then (H, W, 3) even for a grey image)."""
     img = np.asarray(backend.to_numpy(img), dtype=np.float64)
     if mean is not None:
         img = img + np.asarray(mean)
     out = _hwc(img)
     finite = np.isfinite(out)
     if not finite.any():
-        return np.ones_like(out)
+        return _paint_outside(np.ones(out.shape[:2]), np.ones(out.shape[:2], bool))
     lo, hi = out[finite].min(), out[finite].max()
     out = (out - lo) / (hi - lo) if hi > lo else np.full_like(out, 0.5)
-    return np.where(finite, out, 1.0)
+    out = np.where(finite, out, 1.0)
+    return _paint_outside(out, ~finite if finite.ndim == 2 else ~finite.all(axis=2))
 
 
-def projection_to_display(p):
-    """(C, H, W) projection -> [0, 1] with 0 at grey: 0.5 + 0.5 * p / max|p|."""
+def projection_to_display(p, normalize="symmetric", outside=None):
+    """(C, H, W) projection -> [0, 1].
+
+    normalize="symmetric": 0 at grey, 0.5 + 0.5 * p / max|p| (signs readable). normalize="zf": contrast-enhanced as
+    ZF show their projections, still 0 at grey but scaled by the 98th percentile of |p| instead of the maximum (the
+    few brightest pixels clip), which shows the structure rather than the single largest pixel.
+    outside: optional (H, W) boolean mask painted :data:`OUTSIDE` (the parts of a receptive field off the image).
+    """
     out = _hwc(np.asarray(backend.to_numpy(p), dtype=np.float64))
-    scale = np.abs(out).max()
-    return np.clip(0.5 + 0.5 * out / scale, 0, 1) if scale > 0 else np.full_like(out, 0.5)
+    if normalize in ("symmetric", "zf"):
+        inside = out if outside is None or not np.any(outside) else out[~np.asarray(outside)]
+        scale = np.abs(out).max()
+        if normalize == "zf" and inside.size:
+            robust = np.percentile(np.abs(inside), 98)
+            scale = robust if robust > 0 else scale
+        out = np.clip(0.5 + 0.5 * out / scale, 0, 1) if scale > 0 else np.full_like(out, 0.5)
+    else:
+        raise ValueError(f"projection_to_display: normalize must be 'symmetric' or 'zf', got {normalize!r}")
+    return _paint_outside(out, outside)
 
 
 def mosaic(tiles, cols, pad=1, fill=1.0):
-    """List of equally sized (h, w) or (h, w, 3) tiles in [0, 1] -> one image, ``cols`` per row, ``pad`` px apart."""
+    """List of equally sized (h, w) or (h, w, 3) tiles in [0, 1] -> one image, ``cols`` per row, ``pad`` px apart.
+    When some tiles are colour and some grey, the grey ones are drawn as colour."""
     tiles = list(tiles)
+    if any(t.ndim == 3 for t in tiles):
+        tiles = [t if t.ndim == 3 else np.repeat(t[..., None], 3, axis=2) for t in tiles]
     h, w = tiles[0].shape[:2]
     rows = -(-len(tiles) // cols)
     shape = (rows * (h + pad) - pad, cols * (w + pad) - pad) + tiles[0].shape[2:]
@@ -120,28 +163,69 @@ def plot_activations(net, x, layer, max_maps=32, mean=None):
     return fig
 
 
-def plot_topk(result, max_channels=8, title=None):
-    """ZF Fig. 2: per feature map, a 3x3 (k) grid of deconvnet projections beside the matching image patches."""
+def _topk_tiles(result, m, normalize="zf"):
+    """For map m of a TopK: the projection tiles (outside the image painted) and the patch tiles."""
+    ok = result.indices[m] >= 0
+    patches = result.patches[m][ok]
+    outside = [~np.isfinite(p).all(axis=0) for p in patches]
+    proj = [projection_to_display(p, normalize, o) for p, o in zip(result.projections[m][ok], outside)]
+    return proj, [image_to_display(p) for p in patches]
+
+
+def plot_topk(result, max_channels=8, title=None, normalize="zf", panel=1.5):
+    """ZF Fig. 2: per feature map, a 3x3 (k) grid of deconvnet projections beside the matching image patches.
+
+    Each projection is contrast-normalised on its own (``normalize``, see :func:`projection_to_display`); the
+    parts of a receptive field outside the image are :data:`OUTSIDE` in both. ``panel``: inches per 3x3 grid
+    (1.5 in at 130 dpi: 65 pixels a tile).
+    """
     M = min(len(result.channels), max_channels)
     k = result.projections.shape[1]
     cols = int(np.ceil(np.sqrt(k)))
     rows = int(np.ceil(M / 2))
-    height = 1.6 * rows + 0.6
-    fig = figure(6, height)
+    height = (panel + 0.25) * rows + 0.5
+    fig = figure(4 * panel + 0.4, height)
     axes = fig.subplots(rows, 4, squeeze=False)
-    fig.subplots_adjust(wspace=0.05, hspace=0.25, left=0.01, right=0.99, bottom=0.01, top=1 - 0.6 / height)
+    fig.subplots_adjust(wspace=0.05, hspace=0.2, left=0.01, right=0.99, bottom=0.01, top=1 - 0.5 / height)
     for ax in axes.ravel():
         ax.axis("off")
     for m in range(M):
-        ok = result.indices[m] >= 0
-        proj = [projection_to_display(p) for p in result.projections[m][ok]]
-        patch = [image_to_display(p) for p in result.patches[m][ok]]
+        proj, patch = _topk_tiles(result, m, normalize)
+        if not proj:
+            continue
         r, c = divmod(m, 2)
-        _show(axes[r, 2 * c], mosaic(proj, cols), f"map {int(result.channels[m])}")
-        _show(axes[r, 2 * c + 1], mosaic(patch, cols), "patches")
+        _show(axes[r, 2 * c], mosaic(proj, cols), f"map {int(result.channels[m])}: projections")
+        _show(axes[r, 2 * c + 1], mosaic(patch, cols), "image patches")
     fig.suptitle(title or f"{result.layer}: top-{k} activations per map ({result.rule} projections, "
-                 f"{result.projections.shape[-2]}x{result.projections.shape[-1]} receptive field)", fontsize=9,
-                 y=1 - 0.15 / height)
+                 f"{result.projections.shape[-2]}x{result.projections.shape[-1]} receptive field)", fontsize=10,
+                 y=1 - 0.12 / height)
+    return fig
+
+
+def plot_zf_fig2(results, maps_per_layer=4, normalize="zf", panel=1.45, names=None):
+    """ZF Fig. 2 for layers 1-5 in one figure: one row per layer (``results``: list of TopK), and for each of
+    ``maps_per_layer`` maps the 3x3 grid of its top-9 projections beside the 3x3 grid of their image patches."""
+    L, M = len(results), maps_per_layer
+    width, height = 2 * M * panel + 0.6, L * (panel + 0.3) + 0.4
+    fig = figure(width, height)
+    axes = fig.subplots(L, 2 * M, squeeze=False)
+    fig.subplots_adjust(wspace=0.04, hspace=0.22, left=0.05, right=0.995, bottom=0.005, top=1 - 0.4 / height)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for row, res in enumerate(results):
+        k = res.projections.shape[1]
+        cols = int(np.ceil(np.sqrt(k)))
+        for m in range(min(M, len(res.channels))):
+            proj, patch = _topk_tiles(res, m, normalize)
+            if not proj:
+                continue
+            _show(axes[row, 2 * m], mosaic(proj, cols), f"map {int(res.channels[m])}")
+            _show(axes[row, 2 * m + 1], mosaic(patch, cols), f"{res.projections.shape[-1]} px field")
+        label = names[row] if names else f"layer {row + 1}\n{res.layer}"
+        axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center",
+                          fontsize=10, rotation=90)
+    fig.suptitle("Top-9 activations of layers 1-5: deconvnet projection (left of each pair) and the image patch "
+                 "under its receptive field (right) (ZF Fig. 2)", fontsize=11, y=1 - 0.1 / height)
     return fig
 
 
@@ -204,10 +288,12 @@ def plot_occlusion(results, images, class_names, projections=None, mean=None):
         fig.colorbar(im, ax=axes[i, 1], fraction=0.046)
         axes[i, 1].set_title(f"(b) {res.layer} map {res.channel}", fontsize=8)
         if projections is not None:
-            _show(axes[i, 2], projection_to_display(projections[i]), f"(c) map {res.channel} projected")
+            _show(axes[i, 2], projection_to_display(projections[i], "zf"), f"(c) map {res.channel} projected")
         else:
             axes[i, 2].axis("off")
-        im = axes[i, 3].imshow(res.probability, cmap="jet", extent=extent, interpolation="nearest")
+        # a fixed [0, 1] scale: a drop from 0.998 to 0.996 must not look like one from 0.9 to 0.1
+        im = axes[i, 3].imshow(res.probability, cmap="jet", vmin=0.0, vmax=1.0, extent=extent,
+                               interpolation="nearest")
         fig.colorbar(im, ax=axes[i, 3], fraction=0.046)
         axes[i, 3].set_title(f"(d) p({class_names[res.label]})", fontsize=8)
         labels = sorted(set(res.predicted.ravel().tolist()))
