@@ -155,6 +155,14 @@ def test_norm_errors_name_the_layer(kind):
     layer.forward(np.ones((1, 3, 2, 2), dtype=np.float32))
     with pytest.raises(ValueError, match=r"'norm2'.*upstream gradient.*\(1, 3, 2, 2\).*\(1, 3, 2, 3\)"):
         layer.backward(np.ones((1, 3, 2, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match=r"'norm2'.*upstream gradient must be a float32 or float64.*int64"):
+        layer.backward(np.ones((1, 3, 2, 2), dtype=np.int64))
+    with pytest.raises(TypeError, match=r"'norm2'.*cache must be the NormCache"):
+        NORMS[kind][1](np.ones((1, 3, 2, 2)), None, name=layer.label)
+    with pytest.raises(TypeError, match=r"'norm2'.*gamma must be a float32 or float64 array.*list"):
+        NORMS[kind][0](np.ones((1, 3, 2, 2)), [1.0, 1.0, 1.0], np.zeros(3), name=layer.label)
+    with pytest.raises(ValueError, match=r"'norm2'.*eps must be > 0"):
+        NORMS[kind][0](np.ones((1, 3, 2, 2)), np.ones(3), np.zeros(3), eps=0.0, name=layer.label)
     with pytest.raises(ValueError, match=f"{layer_cls.__name__}: num_channels"):
         layer_cls(0)
     with pytest.raises(ValueError, match=f"{layer_cls.__name__}: eps"):

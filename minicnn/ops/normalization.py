@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import backend
 from . import _cpu_fast, _gpu
 from ._checks import check_float_array
@@ -197,13 +199,17 @@ def _check_norm_args(x, gamma, beta, eps, name):
     if min(x.shape[1:]) < 1:
         raise ValueError(f"{name}: C, H and W must be >= 1 (statistics over an empty set are undefined), "
                          f"got shape {tuple(x.shape)}")
-    if tuple(gamma.shape) != tuple(beta.shape) or gamma.ndim != 1:
+    for what, p in (("gamma", gamma), ("beta", beta)):
+        if not isinstance(p, xp.ndarray) or p.dtype not in (xp.float32, xp.float64) or p.ndim != 1:
+            raise TypeError(f"{name}: {what} must be a float32 or float64 array of shape (C,) on the input's device, "
+                            f"got {type(p).__name__} {getattr(p, 'dtype', '')} {tuple(getattr(p, 'shape', ()))}")
+    if gamma.shape != beta.shape:
         raise ValueError(f"{name}: gamma and beta must both have shape (C,), got {tuple(gamma.shape)} and "
                          f"{tuple(beta.shape)}")
     if x.shape[1] != gamma.shape[0]:
         raise ValueError(f"{name}: expected {gamma.shape[0]} channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
-    if not eps > 0:
-        raise ValueError(f"{name}: eps must be > 0, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not 0 < eps < np.inf:
+        raise ValueError(f"{name}: eps must be a finite number > 0, got {eps!r}")
 
 
 def _normalize_forward(x, gamma, beta, axes, eps):
@@ -218,6 +224,12 @@ def _normalize_forward(x, gamma, beta, axes, eps):
 
 
 def _normalize_backward(dy, cache: NormCache, param_grads, name):
+    if not isinstance(cache, NormCache):
+        raise TypeError(f"{name}: cache must be the NormCache of the forward pass, got {type(cache).__name__}")
+    xp = backend.xp(cache.x_hat)
+    if not isinstance(dy, xp.ndarray) or dy.dtype not in (xp.float32, xp.float64):
+        raise TypeError(f"{name}: upstream gradient must be a float32 or float64 array on the forward's device, got "
+                        f"{type(dy).__name__} {getattr(dy, 'dtype', '')}")
     if tuple(dy.shape) != tuple(cache.x_hat.shape):
         raise ValueError(f"{name}: upstream gradient must have shape {tuple(cache.x_hat.shape)}, got {tuple(dy.shape)}")
     x_hat, axes = cache.x_hat, cache.axes
