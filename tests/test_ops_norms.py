@@ -161,7 +161,7 @@ def test_norm_errors_name_the_layer(kind):
         NORMS[kind][1](np.ones((1, 3, 2, 2)), None, name=layer.label)
     with pytest.raises(TypeError, match=r"'norm2'.*gamma must be a float32 or float64 array.*list"):
         NORMS[kind][0](np.ones((1, 3, 2, 2)), [1.0, 1.0, 1.0], np.zeros(3), name=layer.label)
-    with pytest.raises(ValueError, match=r"'norm2'.*eps must be > 0"):
+    with pytest.raises(ValueError, match=r"'norm2'.*eps must be a finite number > 0, got 0.0"):
         NORMS[kind][0](np.ones((1, 3, 2, 2)), np.ones(3), np.zeros(3), eps=0.0, name=layer.label)
     with pytest.raises(ValueError, match=f"{layer_cls.__name__}: num_channels"):
         layer_cls(0)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import backend
 from . import _cpu_fast, _gpu
 from ._checks import check_float_array
@@ -208,7 +206,11 @@ def _check_norm_args(x, gamma, beta, eps, name):
                          f"{tuple(beta.shape)}")
     if x.shape[1] != gamma.shape[0]:
         raise ValueError(f"{name}: expected {gamma.shape[0]} channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not 0 < eps < np.inf:
+    try:
+        eps_ok = not isinstance(eps, bool) and 0 < float(eps) < float("inf")
+    except (TypeError, ValueError):
+        eps_ok = False
+    if not eps_ok:
         raise ValueError(f"{name}: eps must be a finite number > 0, got {eps!r}")
 
 
