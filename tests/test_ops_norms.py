@@ -188,3 +188,9 @@ def test_gradcheck_command_covers_the_norm_layers():
     rows = {r["layer"]: r for r in gradcheck_table()}
     for name in ("LayerNorm", "InstanceNorm"):
         assert rows[name]["error"] <= rows[name]["tolerance"]
+
+
+def test_norm_layers_get_short_default_names_and_are_exported():
+    import minicnn
+    net = Sequential([minicnn.LayerNorm(2), minicnn.InstanceNorm(2), minicnn.InstanceNorm(2)])
+    assert net.names == ["ln1", "inorm1", "inorm2"]
