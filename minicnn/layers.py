@@ -372,11 +372,13 @@ class _PerImageNorm(Layer):
     def output_shape(self, input_shape):
         _check_shape_rank(input_shape, 3, self.label)
         if input_shape[0] != self.config["num_channels"]:
-            raise ValueError(f"{self.label}: expected {self.config['num_channels']} channels, got shape {tuple(input_shape)}")
+            raise ValueError(f"{self.label}: expected {self.config['num_channels']} channels, "
+                             f"got shape {tuple(input_shape)}")
         return tuple(input_shape)
 
     def forward(self, x, train=False):
-        y, self.cache = type(self)._forward(x, self.params["gamma"], self.params["beta"], self.config["eps"], self.label)
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        y, self.cache = type(self)._forward(x, gamma, beta, self.config["eps"], self.label)
         return y
 
     def backward(self, dy, rule="backprop", param_grads=True, need_dx=True):

@@ -103,7 +103,7 @@ def test_per_image_arguments_and_the_input_contract(rng):
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda x: rotate(x.astype(np.int32), 10), TypeError, r"rotate: images must be float32 or float64, got dtype int32"),
+    (lambda x: rotate(x.astype(np.int32), 10), TypeError, r"rotate: images must be float32 or float64.*int32"),
     (lambda x: zoom(x[0], 1.1), ValueError, r"zoom: expected a batch \(N, C, H, W\)"),
     (lambda x: zoom(x, 0), ValueError, r"zoom: scale must be > 0"),
     (lambda x: zoom(x, [1.0, 2.0]), ValueError, r"zoom: scale must be one finite number or 3 of them"),

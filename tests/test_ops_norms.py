@@ -95,7 +95,10 @@ def test_norm_agrees_with_pytorch(rng, kind):
     tx, tg, tb = (torch.from_numpy(a) for a in (x, gamma, beta))
     # PyTorch's layer_norm has an elementwise affine over (C, H, W); group norm with one group is layer norm
     # with a per-channel affine, which is what minicnn's LayerNorm is.
-    ref = F.group_norm(tx, 1, tg, tb, eps=1e-5) if kind == "layer" else F.instance_norm(tx, weight=tg, bias=tb, eps=1e-5)
+    if kind == "layer":
+        ref = F.group_norm(tx, 1, tg, tb, eps=1e-5)
+    else:
+        ref = F.instance_norm(tx, weight=tg, bias=tb, eps=1e-5)
     np.testing.assert_allclose(y, ref.numpy(), rtol=1e-10, atol=1e-12)
 
 
