@@ -23,8 +23,6 @@ replaces them is also fine.
 """
 from __future__ import annotations
 
-import math
-
 from . import backend
 from .layers import Conv2D
 
@@ -135,7 +133,8 @@ class SGD:
         self._check_names(list(mults), what)
         out = {}
         for name, value in mults.items():
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            # abs(v) < inf is False for inf and NaN alike
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < float("inf")
             if not ok or (value <= 0 if what == "lr_mult" else value < 0):
                 bound = "> 0 (freeze a layer to stop it learning)" if what == "lr_mult" else ">= 0"
                 raise ValueError(f"SGD: {what} for layer {name!r} must be a finite number {bound}, got {value!r}")
@@ -154,6 +153,14 @@ class SGD:
         """Let the named layers learn again (no names: every layer)."""
         names = self._check_names(names, "unfreeze") if names else list(self.frozen)
         self.frozen.difference_update(names)
+
+    def _layer_settings_from(self, hp):
+        """(lr_mult, decay_mult, frozen) from saved hyperparameters, each checked against the network; a state
+        from before per-layer settings existed leaves the current ones (``load_state_dict`` uses this)."""
+        lr_mult = self._check_mults(hp["lr_mult"], "lr_mult") if "lr_mult" in hp else self.lr_mult
+        decay_mult = self._check_mults(hp["decay_mult"], "decay_mult") if "decay_mult" in hp else self.decay_mult
+        frozen = set(self._check_names(hp["frozen"], "frozen")) if "frozen" in hp else self.frozen
+        return lr_mult, decay_mult, frozen
 
     def layer_lr(self, name):
         """The learning rate the named layer gets now: 0 if frozen, else ``lr * lr_mult``."""
@@ -201,14 +208,9 @@ class SGD:
                 "velocity": {k: backend.to_numpy(v).copy() for k, v in self.velocity.items()}}
 
     def load_state_dict(self, state):
-        """Restore hyperparameters and momentum buffers; each buffer must match its parameter's shape.
-        Frozen layers and multipliers are restored when the state has them (states from before they existed
-        leave the current ones)."""
+        """Restore hyperparameters and momentum buffers; each buffer must match its parameter's shape."""
         hp = dict(state.get("hyperparams", {}))
-        # checked before anything changes, so a state that does not fit leaves the optimiser as it was
-        lr_mult = self._check_mults(hp["lr_mult"], "lr_mult") if "lr_mult" in hp else self.lr_mult
-        decay_mult = self._check_mults(hp["decay_mult"], "decay_mult") if "decay_mult" in hp else self.decay_mult
-        frozen = set(self._check_names(hp["frozen"], "frozen")) if "frozen" in hp else self.frozen
+        layer_settings = self._layer_settings_from(hp)      # checked before anything changes
         params = self.net.named_params()
         velocity = {}
         for key, v in state.get("velocity", {}).items():
@@ -229,7 +231,7 @@ class SGD:
         if "decay_biases" in hp:
             self.decay_biases = bool(hp["decay_biases"])
         self.steps = int(hp.get("steps", 0))
-        self.lr_mult, self.decay_mult, self.frozen = lr_mult, decay_mult, frozen
+        self.lr_mult, self.decay_mult, self.frozen = layer_settings
 
     def __repr__(self):
         return (f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay}, "

@@ -193,7 +193,7 @@ def test_gradcheck_command_covers_the_norm_layers():
         assert rows[name]["error"] <= rows[name]["tolerance"]
 
 
-def test_norm_layers_get_short_default_names_and_are_exported():
+def test_norm_layers_get_short_default_names_and_import_from_the_package():
     import minicnn
     net = Sequential([minicnn.LayerNorm(2), minicnn.InstanceNorm(2), minicnn.InstanceNorm(2)])
     assert net.names == ["ln1", "inorm1", "inorm2"]
