@@ -142,8 +142,9 @@ class SGD:
         return out
 
     def freeze(self, *names):
-        """Stop the named layers from changing. Their momentum buffers are dropped, so a layer unfrozen later
-        starts from rest rather than with a stale velocity."""
+        """Stop the named layers' parameters from changing. Their momentum buffers are dropped, so a layer unfrozen
+        later starts from rest rather than with a stale velocity. (Buffers are not parameters: a frozen BatchNorm
+        still updates its running statistics in training mode; the optimiser does not own them.)"""
         for name in self._check_names(names, "freeze"):
             self.frozen.add(name)
             for key in [k for k in self.velocity if k.rsplit(".", 1)[0] == name]:
