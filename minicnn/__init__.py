@@ -4,7 +4,8 @@ Every layer has an explicit forward and backward on NumPy (CPU) or CuPy (GPU) ar
 deconvnet, guided backpropagation and saliency are the network's own backward pass with another ReLU rule.
 """
 from . import backend, layers, models, ops
-from .layers import LRN, AvgPool2D, BatchNorm, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
+from .layers import (LRN, AvgPool2D, BatchNorm, Conv2D, Dropout, Flatten, InstanceNorm, LayerNorm, Linear,
+                     MaxPool2D, ReLU)
 from .net import Sequential
 
 __version__ = "0.1.0"
@@ -17,4 +18,5 @@ def load_pretrained(name="fashion-zf"):
     return load(name)
 
 __all__ = ["backend", "ops", "layers", "models", "Sequential", "Conv2D", "Linear", "ReLU", "MaxPool2D",
-           "AvgPool2D", "LRN", "Dropout", "Flatten", "BatchNorm", "load_pretrained", "__version__"]
+           "AvgPool2D", "LRN", "Dropout", "Flatten", "BatchNorm", "LayerNorm",
+           "InstanceNorm", "load_pretrained", "__version__"]

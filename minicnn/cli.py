@@ -91,12 +91,13 @@ def _cmd_gradcheck(args):
     from .gradcheck import gradcheck_table
     rows = gradcheck_table(seed=args.seed)
     width = max(len(r["config"]) for r in rows)
-    print(f"{'layer':<10} {'config':<{width}} {'max rel. error':>15}  result")
+    lw = max(10, max(len(r["layer"]) for r in rows))
+    print(f"{'layer':<{lw}} {'config':<{width}} {'max rel. error':>15}  result")
     failed = 0
     for r in rows:
         ok = r["error"] <= r["tolerance"]
         failed += not ok
-        print(f"{r['layer']:<10} {r['config']:<{width}} {r['error']:>15.2e}  {'pass' if ok else 'FAIL'}")
+        print(f"{r['layer']:<{lw}} {r['config']:<{width}} {r['error']:>15.2e}  {'pass' if ok else 'FAIL'}")
     print(f"{len(rows) - failed} passed, {failed} failed (float64, random upstream gradient, tolerance 1e-6)")
     return 1 if failed else 0
 

@@ -187,6 +187,8 @@ def gradcheck_table(seed=0):
         (L.Dropout(0.5, seed=seed), (3, 10), "p=0.5, training mode"),
         (L.Flatten(), (2, 3, 2, 2), ""),
         (L.BatchNorm(3), (4, 3, 3, 3), "training mode"),
+        (L.LayerNorm(3), (2, 3, 3, 4), "per image over (C, H, W)"),
+        (L.InstanceNorm(3), (2, 3, 4, 3), "per image and channel over (H, W)"),
     ]
     rows = []
     for layer, shape, description in cases:

@@ -30,7 +30,7 @@ from . import backend, ops
 from .ops._checks import pair
 
 __all__ = ["Layer", "Conv2D", "Linear", "ReLU", "MaxPool2D", "AvgPool2D", "LRN", "Dropout", "Flatten",
-           "BatchNorm", "LAYER_TYPES", "init_weights"]
+           "BatchNorm", "LayerNorm", "InstanceNorm", "LAYER_TYPES", "init_weights"]
 
 
 def init_weights(shape, fan_in, init, rng, dtype=np.float32):
@@ -394,4 +394,58 @@ class BatchNorm(Layer):
         return dx
 
 
+class _PerImageNorm(Layer):
+    """Shared body of LayerNorm and InstanceNorm: per-channel gamma (ones) and beta (zeros), no running statistics,
+    the same computation in training and evaluation. Subclasses name the op pair."""
+
+    _forward = _backward = None     # set by subclasses: an ops *_forward / *_backward pair
+
+    def __init__(self, num_channels, eps=1e-5, name=None):
+        super().__init__(name)
+        if not isinstance(num_channels, (int, np.integer)) or isinstance(num_channels, bool) or num_channels < 1:
+            raise ValueError(f"{type(self).__name__}: num_channels must be a positive int, got {num_channels!r}")
+        if not eps > 0:
+            raise ValueError(f"{type(self).__name__}: eps must be > 0, got {eps!r}")
+        self.config = dict(num_channels=int(num_channels), eps=eps)
+        self.params["gamma"] = np.ones(num_channels, dtype=np.float32)
+        self.params["beta"] = np.zeros(num_channels, dtype=np.float32)
+        self.zero_grads()
+
+    def output_shape(self, input_shape):
+        _check_shape_rank(input_shape, 3, self.label)
+        if input_shape[0] != self.config["num_channels"]:
+            raise ValueError(f"{self.label}: expected {self.config['num_channels']} channels, "
+                             f"got shape {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def forward(self, x, train=False):
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        y, self.cache = type(self)._forward(x, gamma, beta, self.config["eps"], self.label)
+        return y
+
+    def backward(self, dy, rule="backprop", param_grads=True, need_dx=True):
+        self._check_cache()
+        dx, dgamma, dbeta = type(self)._backward(dy, self.cache, param_grads, self.label)
+        if param_grads:
+            self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
+        return dx
+
+
+class LayerNorm(_PerImageNorm):
+    """Layer normalisation (Ba et al. 2016) for (N, C, H, W): each image normalised over all of (C, H, W), then
+    ``gamma[c] * x_hat + beta[c]`` per channel. eps (1e-5) is added to the variance. See ops/normalization.py."""
+
+    _forward = staticmethod(ops.layer_norm_forward)
+    _backward = staticmethod(ops.layer_norm_backward)
+
+
+class InstanceNorm(_PerImageNorm):
+    """Instance normalisation (Ulyanov et al. 2016) for (N, C, H, W): each feature map normalised over its (H, W),
+    then ``gamma[c] * x_hat + beta[c]``. eps (1e-5) is added to the variance. See ops/normalization.py."""
+
+    _forward = staticmethod(ops.instance_norm_forward)
+    _backward = staticmethod(ops.instance_norm_backward)
+
+
 LAYER_TYPES = {cls.__name__: cls for cls in (Conv2D, Linear, ReLU, MaxPool2D, AvgPool2D, LRN, Dropout, Flatten, BatchNorm)}
+LAYER_TYPES.update({cls.__name__: cls for cls in (LayerNorm, InstanceNorm)})

@@ -20,6 +20,7 @@ __all__ = ["Sequential", "LayerInfo"]
 
 _NAME_PREFIX = {"Conv2D": "conv", "Linear": "fc", "ReLU": "relu", "MaxPool2D": "pool", "AvgPool2D": "avgpool",
                 "LRN": "norm", "Dropout": "drop", "Flatten": "flatten", "BatchNorm": "bn"}
+_NAME_PREFIX.update({"LayerNorm": "ln", "InstanceNorm": "inorm"})
 
 
 @dataclass

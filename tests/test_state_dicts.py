@@ -74,17 +74,20 @@ def test_load_state_dict_accepts_lists_and_casts_to_the_parameter_dtype():
 
 def test_sgd_state_round_trip_restores_every_field():
     net = small_net()
-    opt = SGD(net, lr=0.037, momentum=0.55, weight_decay=3e-3, clip_radius=0.25, decay_biases=True)
+    opt = SGD(net, lr=0.037, momentum=0.55, weight_decay=3e-3, clip_radius=0.25, decay_biases=True,
+              freeze=["bn1"], lr_mult={"fc1": 3.0}, decay_mult={"conv1": 0.5})
     for seed in range(3):
         grads_step(net, opt, seed)
     state = json.loads(json.dumps(opt.state_dict()["hyperparams"]))         # through JSON, as in a checkpoint
     fresh = SGD(net, lr=1.0, momentum=0.0, weight_decay=0.0, clip_radius=None, decay_biases=False)
     fresh.load_state_dict({"hyperparams": state, "velocity": opt.state_dict()["velocity"]})
     assert fresh.hyperparams() == opt.hyperparams()
-    for field in ("lr", "momentum", "weight_decay", "clip_radius", "decay_biases", "steps"):
+    fields = ("lr", "momentum", "weight_decay", "clip_radius", "decay_biases", "steps", "frozen", "lr_mult",
+              "decay_mult")
+    for field in fields:
         assert getattr(fresh, field) == getattr(opt, field), field
         assert type(getattr(fresh, field)) is type(getattr(opt, field)), field
-    assert set(opt.hyperparams()) == {"lr", "momentum", "weight_decay", "clip_radius", "decay_biases", "steps"}, \
+    assert set(opt.hyperparams()) == set(fields), \
         "a new SGD setting: add it to this round trip"
     for key, v in opt.velocity.items():
         np.testing.assert_array_equal(fresh.velocity[key], v)

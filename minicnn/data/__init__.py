@@ -20,8 +20,10 @@ from .load import DATASETS, load_dataset, stratified_subset
 from .loaders import read_cifar10, read_idx, read_image_folder, read_mnist
 from .shapes import SHAPE_CLASSES, make_shapes
 from .splits import ArrayDataset, Splits, make_splits, stratified_split
+from .augment import random_rotate, random_zoom, rotate, zoom   # noqa: E402  (rotation and zoom, issue 18)
 
 __all__ = ["load_dataset", "DATASETS", "Splits", "ArrayDataset", "iterate_batches", "num_batches", "Augment", "colour_jitter",
            "random_crop", "random_hflip", "hflip", "ten_crop", "make_shapes", "SHAPE_CLASSES", "make_textures",
            "TEXTURE_SOURCES", "FACE_PARTS", "face_parts", "stratified_split", "stratified_subset", "make_splits",
            "read_idx", "read_mnist", "read_cifar10", "read_image_folder"]
+__all__ += ["rotate", "zoom", "random_rotate", "random_zoom"]

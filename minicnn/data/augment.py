@@ -1,4 +1,4 @@
-"""Augmentation: random crops, random horizontal flips, and ZF's ten-crop test-time averaging.
+"""Augmentation: random crops, random horizontal flips, rotation, zoom, and ZF's ten-crop test-time averaging.
 
 Notation: a batch ``x`` is ``(N, C, H, W)``; ``rng`` a ``numpy.random.Generator``. Every function returns a
 new array and never writes into ``x``. They work on NumPy and CuPy arrays alike (the random draws are made
@@ -42,6 +42,130 @@ def random_crop(x, pad: int, rng=None):
     for i in range(n):  # N slices: cheap, and clearer than a gather
         out[i] = padded[i, :, oy[i]:oy[i] + h, ox[i]:ox[i] + w]
     return out
+
+
+# --- rotation and scale -------------------------------------------------------------------------------------
+#
+# Both are one resampling: output pixel p = (row, col) takes the input at the point q that the transform maps
+# onto p. With the image centre c = ((H - 1) / 2, (W - 1) / 2), d = p - c, an angle t (counter-clockwise as the
+# image is shown, rows going down) and a zoom factor s (> 1 magnifies):
+#
+#     q_col = c_col + ( cos t * d_col - sin t * d_row) / s
+#     q_row = c_row + ( sin t * d_col + cos t * d_row) / s
+#
+# q is rarely on the pixel grid, so the value is interpolated bilinearly from the four pixels around it: a
+# weighted mean, so the output never leaves the range of the input (and the fill value). Points outside the image
+# read ``fill``: 0 by default (what random_crop pads with; the mean pixel on mean-subtracted data), or "edge"
+# (the nearest border pixel).
+
+def _check_float_batch(func: str, x):
+    _check_batch(func, x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{func}: images must be float32 or float64, got dtype {x.dtype}")
+
+
+def _check_fill(func: str, fill):
+    if isinstance(fill, str):
+        if fill != "edge":
+            raise ValueError(f"{func}: fill must be a number or 'edge', got {fill!r}")
+        return fill
+    if isinstance(fill, bool) or not isinstance(fill, (int, float, np.integer, np.floating)) or not np.isfinite(fill):
+        raise ValueError(f"{func}: fill must be a finite number or 'edge', got {fill!r}")
+    return float(fill)
+
+
+def _per_image(func: str, what: str, value, n: int) -> np.ndarray:
+    """A scalar or an (N,) sequence of finite numbers -> float64 array (N,)."""
+    arr = np.asarray(value, dtype=np.float64) if not isinstance(value, (str, bytes)) else np.array([np.nan])
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,) or not np.isfinite(arr).all():
+        raise ValueError(f"{func}: {what} must be one finite number or {n} of them (one per image), got {value!r}")
+    return arr
+
+
+def _rotate_scale(x, degrees: np.ndarray, scale: np.ndarray, fill):
+    """Resample each image n of ``x`` (N, C, H, W), rotated by degrees[n] and zoomed by scale[n] (see above)."""
+    xp = backend.xp(x)
+    n, c, h, w = x.shape
+    t = np.deg2rad(degrees)[:, None, None]
+    cos, sin, s = np.cos(t), np.sin(t), scale[:, None, None]
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    d_row, d_col = np.meshgrid(np.arange(h) - cy, np.arange(w) - cx, indexing="ij")     # (H, W) each
+    q_col = cx + (cos * d_col - sin * d_row) / s                                         # (N, H, W)
+    q_row = cy + (sin * d_col + cos * d_row) / s
+    r0, c0 = np.floor(q_row), np.floor(q_col)
+    fr, fc = q_row - r0, q_col - c0                                   # fractional parts: the bilinear weights
+    image = xp.asarray(np.arange(n)[:, None, None])
+    out = xp.zeros((n, h, w, c), dtype=np.float64)
+    for dr, dc, weight in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
+        rows, cols = (r0 + dr).astype(np.int64), (c0 + dc).astype(np.int64)
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        rows_c, cols_c = np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)
+        values = x[image, :, xp.asarray(rows_c), xp.asarray(cols_c)].astype(np.float64)   # (N, H, W, C)
+        if fill != "edge":
+            values = xp.where(xp.asarray(inside)[..., None], values, fill)
+        used = weight > 0          # a neighbour with weight 0 is not read: a NaN or inf there must not leak in
+        out += xp.where(xp.asarray(used)[..., None], values * xp.asarray(weight)[..., None], 0.0)
+    return xp.ascontiguousarray(out.transpose(0, 3, 1, 2)).astype(x.dtype)
+
+
+def rotate(x, degrees, fill=0.0):
+    """Rotate each image by ``degrees`` counter-clockwise (as displayed) about its centre, with bilinear sampling.
+
+    x : ``(N, C, H, W)`` float32/float64. degrees : one number, or ``(N,)`` (one per image).
+    fill : value for points that come from outside the image, or "edge". Returns a new ``(N, C, H, W)`` array of
+    x's dtype. ``rotate(x, 0)`` is an exact copy; ``rotate(x, 90)`` of a square image is ``np.rot90`` on (H, W).
+    """
+    _check_float_batch("rotate", x)
+    n = x.shape[0]
+    return _rotate_scale(x, _per_image("rotate", "degrees", degrees, n), np.ones(n), _check_fill("rotate", fill))
+
+
+def zoom(x, scale, fill=0.0):
+    """Scale each image about its centre by ``scale`` (> 1 zooms in and crops; < 1 zooms out, padding with
+    ``fill``), keeping the size ``H x W``. Bilinear sampling; ``zoom(x, 1)`` is an exact copy.
+
+    x : ``(N, C, H, W)`` float32/float64. scale : one number > 0, or ``(N,)``. Returns a new array of x's dtype.
+    """
+    _check_float_batch("zoom", x)
+    n = x.shape[0]
+    scale = _per_image("zoom", "scale", scale, n)
+    if (scale <= 0).any():
+        raise ValueError(f"zoom: scale must be > 0, got {scale.min()}")
+    return _rotate_scale(x, np.zeros(n), scale, _check_fill("zoom", fill))
+
+
+def random_rotate(x, max_degrees: float, rng=None, fill=0.0):
+    """Rotate each image by an angle drawn uniformly in ``[-max_degrees, max_degrees]`` (one draw per image).
+
+    max_degrees : in [0, 180]; 0 gives copies (the draws are still made, so the stream of ``rng`` does not
+    depend on it). See :func:`rotate` for the convention and ``fill``.
+    """
+    _check_float_batch("random_rotate", x)
+    if isinstance(max_degrees, bool) or not isinstance(max_degrees, (int, float, np.integer, np.floating)) \
+            or not 0 <= max_degrees <= 180:
+        raise ValueError(f"random_rotate: max_degrees must be a number in [0, 180], got {max_degrees!r}")
+    rng = as_generator(rng, "random_rotate")
+    degrees = rng.uniform(-max_degrees, max_degrees, size=x.shape[0])
+    return _rotate_scale(x, degrees, np.ones(x.shape[0]), _check_fill("random_rotate", fill))
+
+
+def random_zoom(x, scale_range=(0.9, 1.1), rng=None, fill=0.0):
+    """Zoom each image by a factor drawn uniformly in ``scale_range = (low, high)``, ``0 < low <= high``.
+
+    ``(1, 1)`` gives copies. See :func:`zoom`.
+    """
+    _check_float_batch("random_zoom", x)
+    try:
+        low, high = (float(v) for v in scale_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"random_zoom: scale_range must be a pair (low, high), got {scale_range!r}") from None
+    if not (0 < low <= high < np.inf):
+        raise ValueError(f"random_zoom: scale_range must satisfy 0 < low <= high (finite), got {scale_range!r}")
+    rng = as_generator(rng, "random_zoom")
+    scale = rng.uniform(low, high, size=x.shape[0])
+    return _rotate_scale(x, np.zeros(x.shape[0]), scale, _check_fill("random_zoom", fill))
 
 
 def random_hflip(x, rng=None, p: float = 0.5):

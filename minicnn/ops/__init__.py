@@ -28,6 +28,8 @@ from .dropout import dropout_backward, dropout_forward
 from .loss import softmax_cross_entropy
 from .normalization import (batch_norm_backward, batch_norm_forward, lrn_alpha_from_torch, lrn_backward,
                             lrn_forward)
+from .normalization import (instance_norm_backward, instance_norm_forward, layer_norm_backward,
+                            layer_norm_forward)
 from .pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
                    pool_output_shape, unpool2d)
 
@@ -39,4 +41,5 @@ __all__ = [
     "lrn_forward", "lrn_backward", "lrn_alpha_from_torch", "batch_norm_forward", "batch_norm_backward",
     "max_pool2d_forward", "max_pool2d_backward", "unpool2d", "avg_pool2d_forward", "avg_pool2d_backward",
     "pool_output_shape",
+    "layer_norm_forward", "layer_norm_backward", "instance_norm_forward", "instance_norm_backward",
 ]

@@ -1,4 +1,4 @@
-"""Local response normalisation across channels (Krizhevsky et al.) and batch normalisation.
+"""Local response normalisation across channels (Krizhevsky et al.), batch, layer and instance normalisation.
 
 LRN, for a window of n channels centred on c (n odd, channels outside [0, C) count as zero):
 
@@ -22,7 +22,9 @@ import numpy as np
 from ._checks import check_array, check_float_array, check_real, check_same_device, check_shape
 
 __all__ = ["lrn_forward", "lrn_backward", "lrn_alpha_from_torch", "channel_window_sum",
-           "batch_norm_forward", "batch_norm_backward", "LRNCache", "BatchNormCache"]
+           "batch_norm_forward", "batch_norm_backward", "LRNCache", "BatchNormCache",
+           "layer_norm_forward", "layer_norm_backward", "instance_norm_forward", "instance_norm_backward",
+           "NormCache"]
 
 
 def lrn_alpha_from_torch(alpha_torch, n):
@@ -173,3 +175,122 @@ def batch_norm_backward(dy, cache: BatchNormCache, param_grads=True, name="batch
     db = dy.sum(axis=axes).reshape(shape)
     dx = scale * (dy - db / m - cache.x_hat * dg / m)
     return dx, dgamma, dbeta
+
+
+# --- layer and instance normalisation ----------------------------------------------------------------------
+#
+# Batch, layer and instance norm share one formula (Ioffe & Szegedy's, as in the CENG403 notes); they differ only
+# in the set S of positions whose statistics are pooled:
+#
+#     mu = mean_S x        var = mean_S (x - mu)^2        x_hat = (x - mu) / sqrt(var + eps)
+#     y = gamma_c * x_hat + beta_c                         (gamma, beta: one pair per channel c)
+#
+#     batch norm:     S = (N, H, W)  for each channel c        -- mixes the images of a batch
+#     layer norm:     S = (C, H, W)  for each image n          -- one image's every channel and position
+#     instance norm:  S = (H, W)     for each image n and channel c
+#
+# Layer and instance norm look at one image at a time, so training and evaluation compute the same thing and
+# there are no running statistics. The variance is the biased one (divide by m = |S|). ``eps`` (default 1e-5,
+# PyTorch's) keeps the division finite where var = 0 (a constant image or map); it is added to the variance,
+# not to the standard deviation.
+#
+# Backward, with m = |S|, g = dy * gamma_c (the gradient reaching x_hat) and means over S:
+#
+#     dx = (g - mean_S g - x_hat * mean_S(g * x_hat)) / sqrt(var + eps)
+#     dgamma_c = sum over (N, H, W) of dy * x_hat        dbeta_c = sum over (N, H, W) of dy
+#
+# (the two subtracted means are the paths through mu and through var).
+
+@dataclass
+class NormCache:
+    x_hat: object
+    inv_std: object       # 1 / sqrt(var + eps), shaped to broadcast against x
+    gamma: object
+    axes: tuple           # the axes of S
+
+
+def _check_norm_args(x, gamma, beta, eps, name):
+    xp = backend.xp(x)
+    if not isinstance(x, xp.ndarray):
+        raise TypeError(f"{name}: input must be a NumPy or CuPy array, got {type(x).__name__}")
+    if x.dtype not in (xp.float32, xp.float64):
+        raise TypeError(f"{name}: input must be float32 or float64, got dtype {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"{name}: input must have rank 4 (N, C, H, W), got shape {tuple(x.shape)}")
+    if min(x.shape[1:]) < 1:
+        raise ValueError(f"{name}: C, H and W must be >= 1 (statistics over an empty set are undefined), "
+                         f"got shape {tuple(x.shape)}")
+    for what, p in (("gamma", gamma), ("beta", beta)):
+        if not isinstance(p, xp.ndarray) or p.dtype not in (xp.float32, xp.float64) or p.ndim != 1:
+            raise TypeError(f"{name}: {what} must be a float32 or float64 array of shape (C,) on the input's device, "
+                            f"got {type(p).__name__} {getattr(p, 'dtype', '')} {tuple(getattr(p, 'shape', ()))}")
+    if gamma.shape != beta.shape:
+        raise ValueError(f"{name}: gamma and beta must both have shape (C,), got {tuple(gamma.shape)} and "
+                         f"{tuple(beta.shape)}")
+    if x.shape[1] != gamma.shape[0]:
+        raise ValueError(f"{name}: expected {gamma.shape[0]} channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+    try:
+        eps_ok = not isinstance(eps, bool) and 0 < float(eps) < float("inf")
+    except (TypeError, ValueError):
+        eps_ok = False
+    if not eps_ok:
+        raise ValueError(f"{name}: eps must be a finite number > 0, got {eps!r}")
+
+
+def _normalize_forward(x, gamma, beta, axes, eps):
+    """The shared formula above over ``axes``; returns (y, NormCache). Statistics are kept with keepdims."""
+    xp = backend.xp(x)
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+    inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+    x_hat = (x - mu) * inv_std
+    y = gamma.reshape(1, -1, 1, 1) * x_hat + beta.reshape(1, -1, 1, 1)
+    return y.astype(x.dtype, copy=False), NormCache(x_hat, inv_std, gamma, axes)
+
+
+def _normalize_backward(dy, cache: NormCache, param_grads, name):
+    if not isinstance(cache, NormCache):
+        raise TypeError(f"{name}: cache must be the NormCache of the forward pass, got {type(cache).__name__}")
+    xp = backend.xp(cache.x_hat)
+    if not isinstance(dy, xp.ndarray) or dy.dtype not in (xp.float32, xp.float64):
+        raise TypeError(f"{name}: upstream gradient must be a float32 or float64 array on the forward's device, got "
+                        f"{type(dy).__name__} {getattr(dy, 'dtype', '')}")
+    if tuple(dy.shape) != tuple(cache.x_hat.shape):
+        raise ValueError(f"{name}: upstream gradient must have shape {tuple(cache.x_hat.shape)}, got {tuple(dy.shape)}")
+    x_hat, axes = cache.x_hat, cache.axes
+    dgamma = (dy * x_hat).sum(axis=(0, 2, 3)) if param_grads else None
+    dbeta = dy.sum(axis=(0, 2, 3)) if param_grads else None
+    g = dy * cache.gamma.reshape(1, -1, 1, 1)
+    dx = cache.inv_std * (g - g.mean(axis=axes, keepdims=True)
+                          - x_hat * (g * x_hat).mean(axis=axes, keepdims=True))
+    return dx, dgamma, dbeta
+
+
+def layer_norm_forward(x, gamma, beta, eps=1e-5, name="layer_norm"):
+    """Layer normalisation: each image normalised over all its channels and positions, then scaled per channel.
+
+    x: (N, C, H, W); gamma, beta: (C,). Returns y: (N, C, H, W) and a NormCache. The same in training and
+    evaluation. An empty batch (N = 0) gives an empty output; NaN in an image makes that image's output NaN.
+    """
+    _check_norm_args(x, gamma, beta, eps, name)
+    return _normalize_forward(x, gamma, beta, (1, 2, 3), eps)
+
+
+def layer_norm_backward(dy, cache: NormCache, param_grads=True, name="layer_norm"):
+    """dy: (N, C, H, W) -> (dx, dgamma, dbeta); dgamma, dbeta are None with ``param_grads=False``."""
+    return _normalize_backward(dy, cache, param_grads, name)
+
+
+def instance_norm_forward(x, gamma, beta, eps=1e-5, name="instance_norm"):
+    """Instance normalisation: each feature map (image n, channel c) normalised over its H x W positions.
+
+    x: (N, C, H, W); gamma, beta: (C,). Returns y: (N, C, H, W) and a NormCache. The same in training and
+    evaluation. A 1x1 map has variance 0, so its output is beta (x_hat = 0). NaN propagates within its map.
+    """
+    _check_norm_args(x, gamma, beta, eps, name)
+    return _normalize_forward(x, gamma, beta, (2, 3), eps)
+
+
+def instance_norm_backward(dy, cache: NormCache, param_grads=True, name="instance_norm"):
+    """dy: (N, C, H, W) -> (dx, dgamma, dbeta); dgamma, dbeta are None with ``param_grads=False``."""
+    return _normalize_backward(dy, cache, param_grads, name)
