@@ -121,12 +121,16 @@ def test_batch_norm_running_variance_is_the_unbiased_batch_variance(shape):
     np.testing.assert_allclose(y.transpose(1, 0, 2, 3).reshape(3, -1), expected, rtol=1e-10)
 
 
-def test_batch_norm_running_variance_stays_finite_with_one_value_per_feature():
+def test_batch_norm_refuses_to_train_on_one_value_per_feature():
+    """N = 1 of (N, D): the batch variance is 0 (the output would be beta whatever the input) and the running
+    variance would be pulled towards 0. Refused by name, leaving the running statistics as they were."""
     bn = L.BatchNorm(4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        bn.forward(np.arange(4, dtype=np.float32)[None], train=True)     # N = 1, (N, D): one value per feature
-    assert np.isfinite(bn.buffers["running_var"]).all() and np.isfinite(bn.buffers["running_mean"]).all()
+    before = {k: v.copy() for k, v in bn.buffers.items()}
+    with pytest.raises(ValueError, match=r"BatchNorm: training needs more than one value per channel.*\(1, 4\)"):
+        bn.forward(np.arange(4, dtype=np.float32)[None], train=True)
+    for key, value in bn.buffers.items():
+        np.testing.assert_array_equal(value, before[key])
+    assert bn.forward(np.arange(4, dtype=np.float32)[None], train=False).shape == (1, 4)   # evaluation is fine
 
 
 def test_loss_refuses_an_empty_batch_and_half_precision():

@@ -140,6 +140,11 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, train, momentu
         # An empty batch says nothing about the statistics: the running ones stay as they are (a mean of nothing
         # is NaN, which would poison them for good), and the output is empty.
         return xp.empty_like(x), BatchNormCache(xp.zeros_like(x), xp.ones_like(running_var), gamma, axes)
+    if train and count == 1:
+        # One value per channel: its batch variance is 0, so the output would be beta whatever x is, and the running
+        # variance would be pulled towards 0. Refused, as PyTorch does.
+        raise ValueError(f"{name}: training needs more than one value per channel to estimate a variance, got input "
+                         f"shape {tuple(x.shape)}; use a batch of 2 or more, or evaluation mode")
     if train:
         mean = x.mean(axis=axes)
         var = x.var(axis=axes)
