@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from . import backend, ops
-from .ops._checks import pair
+from .ops._checks import check_array, pair
 
 __all__ = ["Layer", "Conv2D", "Linear", "ReLU", "MaxPool2D", "AvgPool2D", "LRN", "Dropout", "Flatten",
            "BatchNorm", "LayerNorm", "InstanceNorm", "LAYER_TYPES", "init_weights"]
@@ -225,7 +225,7 @@ class ReLU(Layer):
     """max(x, 0). Backward takes the rule: "backprop", "deconvnet" or "guided" (see ops.activation)."""
 
     def forward(self, x, train=False):
-        y, self.cache = ops.relu_forward(x)
+        y, self.cache = ops.relu_forward(x, self.label)
         return y
 
     def backward(self, dy, rule="backprop", param_grads=True, need_dx=True):
@@ -318,6 +318,7 @@ class Dropout(Layer):
         self.rng = np.random.default_rng(seed)
 
     def forward(self, x, train=False):
+        check_array(x, self.label)          # also when it is the identity: the dtypes are the same in both modes
         if not train or self.config["p"] == 0:
             self.cache = None
             return x
@@ -344,12 +345,14 @@ class Flatten(Layer):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, train=False):
+        check_array(x, self.label)
         self.cache = x.shape
         # The size is spelled out: reshape(N, -1) cannot infer it when N == 0 (an empty batch is valid input).
         return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dy, rule="backprop", param_grads=True, need_dx=True):
         self._check_cache()
+        check_array(dy, self.label, "upstream gradient")
         expected = (self.cache[0], int(np.prod(self.cache[1:])))
         if tuple(getattr(dy, "shape", ())) != expected:
             raise ValueError(f"{self.label}: upstream gradient must have shape {expected}, "

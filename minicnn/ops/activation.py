@@ -20,9 +20,9 @@ __all__ = ["RELU_RULES", "relu_forward", "relu_backward", "softmax", "log_softma
 RELU_RULES = ("backprop", "deconvnet", "guided")
 
 
-def relu_forward(x):
+def relu_forward(x, name="relu"):
     """y = max(x, 0), elementwise; the cache is the input x (any shape). NaN stays NaN."""
-    check_array(x, "relu")
+    check_array(x, name)
     if _cpu_fast.use_relu_forward(x):    # NumPy: the same np.maximum, split over the copy threads
         return _cpu_fast.relu_forward(x), x
     xp = backend.xp(x)
