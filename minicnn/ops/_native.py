@@ -11,7 +11,7 @@ directly, the running sums in vector registers and one image's data in the L1 ca
 with the package, beside the CUDA kernels, and follow the kernels' convention: one source, the element type ``T``
 set at compile time (``-DT=float`` or ``-DT=double``).
 
-Building: the first call in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set; ~1 s a dtype,
+Building: the first call in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set; 3-4 s of CPU a dtype,
 with a one-line notice on stderr) and keeps the shared library in a cache directory (``$MINICNN_CACHE_DIR``,
 else ``$XDG_CACHE_HOME/minicnn`` or ``~/.cache/minicnn``), named by a hash of the source, the compiler, its flags
 and this CPU, so that a changed source, compiler or machine builds anew. ``-march=native`` is what lets the
