@@ -11,9 +11,10 @@ from .net import Sequential
 __version__ = "0.1.0"
 
 
-def load_pretrained(name="fashion-zf"):
-    """The trained ZF-style network that ships with minicnn (no download, no training): see
-    :mod:`minicnn.pretrained`. Returns a ``Pretrained`` (``.net``, ``.x_test``, ``.y_test``, ``.class_names``)."""
+def load_pretrained(name="fashion"):
+    """A trained ZF-style network that ships with minicnn (no download, no training): ``"fashion"`` (default,
+    Fashion-MNIST) or ``"photos"`` (colour photographs); see :mod:`minicnn.pretrained`. Returns a ``Pretrained``
+    (``.net``, ``.x_test``, ``.y_test``, ``.class_names``)."""
     from .pretrained import load
     return load(name)
 

@@ -345,9 +345,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_gallery(args):
-    from .visualize.gallery import PRETRAINED_GALLERY, gallery_pretrained
+    from .visualize.gallery import gallery_pretrained
     what = None if args.what is None else [w.strip() for w in args.what.split(",") if w.strip()]
-    files = gallery_pretrained(args.out or PRETRAINED_GALLERY, what, show_progress=not args.no_progress, verbose=True)
+    files = gallery_pretrained(args.out, what, name=args.network, show_progress=not args.no_progress, verbose=True)
     print(f"wrote {len(files)} files; open {files[-1]}")
     return 0
 
@@ -357,7 +357,10 @@ def _add_gallery_parser(sub):
                                        "no data to download)")
     p.add_argument("--what", default=None, help="comma-separated figures (as for visualize; default: the demo's "
                    "figures plus probes)")
-    p.add_argument("--out", default=None, help="gallery directory (default runs/pretrained/gallery)")
+    p.add_argument("--network", choices=("fashion", "photos"), default="fashion", help="fashion (default): the "
+                   "Fashion-MNIST network, with the colour network's conv1 filters; photos: the colour network")
+    p.add_argument("--out", default=None, help="gallery directory (default runs/pretrained/gallery, "
+                   "runs/pretrained/gallery-photos for --network photos)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_gallery)
 

@@ -70,7 +70,9 @@ def run_demo(out_dir="runs/demo", device="cpu", *, progress=None, verbose=True, 
             print(f"  {path}")
         print(f"Evaluate again with:  minicnn evaluate {out_dir}")
         print("The network that ships with minicnn (ZF-style, trained on all of Fashion-MNIST) draws richer "
-              "figures without training:\n  minicnn gallery   ->  runs/pretrained/gallery/index.html")
+              "figures without training:\n  minicnn gallery   ->  runs/pretrained/gallery/index.html\n"
+              "and the colour network (photographs; colour conv1 filters):\n"
+              "  minicnn gallery --network photos   ->  runs/pretrained/gallery-photos/index.html")
     return results
 
 

@@ -57,9 +57,87 @@ def test_prepare_and_load_reject_bad_input(shipped):
 def test_minicnn_gallery_draws_the_shipped_network(tmp_path, capsys):
     from minicnn.cli import main
     out = tmp_path / "g"
-    assert main(["gallery", "--what", "filters,evolution", "--out", str(out), "--no-progress"]) == 0
+    assert main(["gallery", "--what", "filters,colour_filters,evolution", "--out", str(out), "--no-progress"]) == 0
     assert (out / "filters_conv1.png").stat().st_size > 1000 and (out / "evolution.png").exists()
+    # the colour network's conv1 filters beside the grey ones (Fashion-MNIST has no colour), in the default set too
+    assert (out / "filters_conv1_photos.png").stat().st_size > 1000
+    from minicnn.visualize.gallery import PRETRAINED_ITEMS
+    assert PRETRAINED_ITEMS[:2] == ("filters", "colour_filters")
     html = (out / "index.html").read_text()
-    assert "Fashion-MNIST" in html and "Look for oriented edge" in html
+    assert "Fashion-MNIST" in html and "Look for oriented edge" in html and "Look for colour" in html
     assert main(["gallery", "--what", "nonsense", "--out", str(out)]) == 2
     assert "unknown gallery item" in capsys.readouterr().err
+
+
+# --- the colour network (photos) ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def photos():
+    return minicnn.load_pretrained("photos")
+
+
+def test_names_and_aliases_load_the_same_networks(shipped, photos):
+    from minicnn.pretrained import canonical_name
+    assert canonical_name("fashion") == "fashion-zf" and canonical_name("photos") == "photos-zf"
+    assert shipped.name == "fashion-zf" and photos.name == "photos-zf"
+    assert load("photos-zf").meta["test_top1"] == photos.meta["test_top1"]
+    with pytest.raises(ValueError, match="unknown network 'colour'.*fashion, photos"):
+        minicnn.load_pretrained("colour")
+    for name in NAMES["photos-zf"] + ("RESULTS-photos.json",):
+        assert os.path.isfile(package_file(name)), name
+    assert os.path.getsize(package_file(NAMES["photos-zf"][0])) < 3.5e6
+
+
+def test_photos_network_reproduces_its_stated_accuracy(photos):
+    # RESULTS-photos.json states the accuracy on the shipped uint8 crops of the test split; reproduce it from them.
+    with open(package_file("RESULTS-photos.json")) as f:
+        stated = json.load(f)
+    assert stated["command"] == "python -m minicnn.pretrained.build --network photos"
+    assert stated["recipe"]["data"] == "photos" and stated["recipe"]["colour_jitter"] > 0
+    res = evaluate(photos.net, photos.splits().val)
+    assert res["n"] == stated["subset_n"] == len(photos.y_test)
+    assert abs(res["top1"] - stated["subset_top1"]) <= 1.5 / res["n"]     # one crop may flip with BLAS rounding
+    k = len(photos.class_names)
+    assert stated["test_top1"] > 3 / k                                        # far above chance (1 / 21)
+    assert np.bincount(photos.y_test, minlength=k).min() >= 10                # every photograph has test crops
+
+
+def test_photos_network_shapes(photos):
+    assert photos.net.name == "zfnet_small"
+    convs = [l for l in photos.net.layers if type(l).__name__ == "Conv2D"]
+    assert len(convs) == 5 and convs[0].params["W"].shape[1:] == (3, 5, 5)
+    n = len(photos.y_test)
+    assert photos.raw_test.shape == (n, 3, 48, 48) and photos.raw_test.dtype == np.uint8
+    assert photos.x_test.shape == (n, 3, 48, 48) and photos.x_test.dtype == np.float32
+    assert photos.mean.shape == (3, 48, 48)
+    assert photos.net.forward(photos.x_test[:2]).shape == (2, len(photos.class_names))
+    assert photos.data_name == "photos" and photos.evolution is not None
+    with pytest.raises(ValueError, match=r"expected images \(N, 3, H, W\)"):
+        photos.prepare(np.zeros((2, 48, 48), np.uint8))
+
+
+def test_minicnn_gallery_network_photos(tmp_path):
+    from minicnn.cli import main
+    out = tmp_path / "p"
+    assert main(["gallery", "--network", "photos", "--what", "filters,occlusion", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert (out / "filters_conv1.png").stat().st_size > 1000 and not (out / "occlusion.png").exists()
+    html = (out / "index.html").read_text()
+    assert "colour photographs" in html and "Not drawn for the photos network" in html
+
+
+def test_build_scales_first_filters_only_on_a_fresh_run():
+    # the photos recipe starts conv1 at a tenth of He's scale; resuming must not shrink the trained filters again
+    from types import SimpleNamespace
+
+    from minicnn.models import build
+    from minicnn.pretrained.build import NETWORKS, ScaleFirstFilters
+    assert NETWORKS["photos"]["conv1_init_scale"] == 0.1 and "conv1_init_scale" not in NETWORKS["fashion"]
+    net = build("zfnet_small", num_classes=3, input_shape=(3, 16, 16), width=2)
+    w = net["conv1"].params["W"].copy()
+    w2 = net["conv2"].params["W"].copy()
+    ScaleFirstFilters(0.1).on_train_begin(SimpleNamespace(epoch=0, net=net))
+    np.testing.assert_allclose(net["conv1"].params["W"], 0.1 * w, rtol=1e-6)
+    np.testing.assert_array_equal(net["conv2"].params["W"], w2)
+    ScaleFirstFilters(0.1).on_train_begin(SimpleNamespace(epoch=4, net=net))
+    np.testing.assert_allclose(net["conv1"].params["W"], 0.1 * w, rtol=1e-6)

@@ -19,7 +19,7 @@ from ..layers import LRN, Conv2D, Flatten, Linear, MaxPool2D, ReLU
 from . import plots
 
 __all__ = ["GALLERY_ITEMS", "DEFAULT_ITEMS", "PRETRAINED_ITEMS", "feature_layers", "write_gallery", "gallery_from_run",
-           "gallery_pretrained", "EVOLUTION_FILE", "LOOK_AT"]
+           "gallery_pretrained", "pretrained_gallery_dir", "PHOTOS_ITEMS", "EVOLUTION_FILE", "LOOK_AT"]
 
 EVOLUTION_FILE = "evolution.npz"
 
@@ -323,6 +323,8 @@ LOOK_AT = {
     "probes": "Look at accuracy against depth: features become more linearly separable higher up.",
     "adversarial": "Look how a barely visible perturbation changes the label, and how fast accuracy falls with eps.",
     "sanity": "A trustworthy map must change as the weights are randomised from the top down.",
+    "colour_filters": "Look for colour: single-colour blobs and colour-opponent pairs beside light-dark oriented "
+                      "edges (ZF Fig. 6c).",
 }
 
 
@@ -362,21 +364,23 @@ def _check_replaceable(out_dir):
 
 
 def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None, max_pool_images=1000,
-                  n_examples=5, show_progress=False, verbose=False, parts=None, prefer_classes=None):
+                  n_examples=5, show_progress=False, verbose=False, parts=None, prefer_classes=None, items=None):
     """Draw the chosen figures for a trained ``net`` into ``out_dir`` (PNGs + ``index.html``), atomically.
 
     splits: the ``minicnn.data.Splits`` it was trained on (val images feed the top-k pool, test images the
     examples); what: names from ``GALLERY_ITEMS`` (default ``DEFAULT_ITEMS``); evolution: a path to
     ``evolution.npz`` (``FeatureEvolution.save``) or its loaded dict; parts: {name: box} for correspondence
     (default: ``splits.info["face_parts"]`` when present); prefer_classes: labels whose test images are the
-    examples first (occlusion shows the first three). Returns the list of written file paths.
+    examples first (occlusion shows the first three); items: {name: function(ctx)} added to (or replacing)
+    ``GALLERY_ITEMS`` for this gallery. Returns the list of written file paths.
     """
+    available = {**GALLERY_ITEMS, **(items or {})}
     what = list(DEFAULT_ITEMS if what is None else what)
     if "all" in what:
-        what = list(GALLERY_ITEMS)
-    unknown = [w for w in what if w not in GALLERY_ITEMS]
+        what = list(available)
+    unknown = [w for w in what if w not in available]
     if unknown:
-        raise ValueError(f"unknown gallery item(s) {', '.join(unknown)}; available: {', '.join(GALLERY_ITEMS)}")
+        raise ValueError(f"unknown gallery item(s) {', '.join(unknown)}; available: {', '.join(available)}")
     pool_x = splits.val.x[:max_pool_images]
     pool_y = splits.val.y[:max_pool_images]
     test = splits.test if len(getattr(splits.test, "y", [])) else splits.val
@@ -400,7 +404,7 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
         entries, notes = [], []
         for item in what:
             t0 = time.perf_counter()
-            for fname, t, caption, fig in GALLERY_ITEMS[item](ctx):
+            for fname, t, caption, fig in available[item](ctx):
                 if fig is None:
                     notes.append((t, caption))
                     continue
@@ -440,28 +444,75 @@ def gallery_from_run(run_dir, what=None, out_dir=None, which="best", device="cpu
     return write_gallery(run.net, run.splits, out_dir or os.path.join(os.fspath(run_dir), "gallery"), what, **kwargs)
 
 
-# --- the shipped network ---------------------------------------------------------------------------------
+# --- the shipped networks ------------------------------------------------------------------------------
 
-# The shipped network's gallery: the demo's figures (probes: --what probes; minutes of scikit-learn fitting).
-PRETRAINED_ITEMS = DEFAULT_ITEMS
+# The Fashion-MNIST network's gallery: the demo's figures plus the colour network's conv1 filters (Fashion-MNIST is
+# grey, so its own filters have no colour); probes: --what probes (minutes of scikit-learn fitting).
+PRETRAINED_ITEMS = ("filters", "colour_filters") + tuple(i for i in DEFAULT_ITEMS if i != "filters")
+# The photos network's: no occlusion (listed, to say why), no correspondence (no named parts).
+PHOTOS_ITEMS = ("filters", "topk", "zf_fig2", "saliency", "evolution", "activations", "invariance", "occlusion",
+                "sanity", "adversarial")
 # Occlusion examples: ankle boot, bag, sneaker first (objects with parts: shaft, handle, sole), then the rest.
 PRETRAINED_EXAMPLES = (9, 8, 7, 0, 3)
 PRETRAINED_GALLERY = os.path.join("runs", "pretrained", "gallery")
+PHOTOS_GALLERY = os.path.join("runs", "pretrained", "gallery-photos")
 
 
-def gallery_pretrained(out_dir=PRETRAINED_GALLERY, what=None, name="fashion-zf", folder=None, **kwargs):
-    """``minicnn gallery``: the figures of the network that ships with minicnn (:mod:`minicnn.pretrained`),
-    drawn from its shipped test images, with the feature evolution recorded while it trained. No training, no
-    data files needed. folder: where the shipped files are (default: the package's). Returns the files written
-    (the last is ``index.html``)."""
+def _colour_filters(ctx):
+    """The colour network's conv1 filters, for the Fashion-MNIST network's gallery."""
     from ..pretrained import load
-    p = load(name, folder)
-    kwargs.setdefault("evolution", p.evolution)
-    kwargs.setdefault("prefer_classes", PRETRAINED_EXAMPLES)
+    p = load("photos", ctx.get("pretrained_folder"))
+    W = p.net["conv1"].params["W"]
     acc = p.meta.get("test_top1")
-    kwargs.setdefault("title", f"The shipped network ({p.net.name}, width 32, Fashion-MNIST"
+    return [("filters_conv1_photos.png", "First-layer filters of the colour network",
+             f"The {W.shape[0]} {W.shape[2]}x{W.shape[3]} conv1 filters of the second shipped network, "
+             f"{p.net.name} trained on colour photographs (minicnn gallery --network photos"
+             + (f"; {100 * acc:.1f}% test top-1 on which of {len(p.class_names)} photographs a crop comes from"
+                if acc is not None else "") + "), each scaled about grey.",
+             plots.plot_filters(p.net, "conv1", title=f"photos network: conv1 filters ({W.shape[0]}, "
+                                f"{W.shape[2]}x{W.shape[3]}, colour)"))]
+
+
+def _photos_occlusion_note(ctx):
+    return [(None, "Occlusion sensitivity", "Not drawn for the photos network: its task is which photograph a crop "
+             "comes from, and every part of a crop carries the photograph's colours and texture, so covering a part "
+             "hardly moves p(true) (ZF Fig. 7 needs objects). The Fashion-MNIST network's gallery (minicnn gallery) "
+             "has it.", None)]
+
+
+def pretrained_gallery_dir(name="fashion"):
+    """Default directory of ``minicnn gallery [--network NAME]``."""
+    from ..pretrained import canonical_name
+    return PRETRAINED_GALLERY if canonical_name(name, "gallery") == "fashion-zf" else PHOTOS_GALLERY
+
+
+def gallery_pretrained(out_dir=None, what=None, name="fashion", folder=None, **kwargs):
+    """``minicnn gallery [--network fashion|photos]``: the figures of a network that ships with minicnn
+    (:mod:`minicnn.pretrained`), drawn from its shipped test images, with the feature evolution recorded while it
+    trained. No training, no data files needed. The Fashion-MNIST network's gallery also shows the colour
+    network's conv1 filters. folder: where the shipped files are (default: the package's). Returns the files
+    written (the last is ``index.html``)."""
+    from ..pretrained import NAMES, canonical_name, load
+    key = canonical_name(name, "gallery")
+    p = load(key, folder)
+    kwargs.setdefault("evolution", p.evolution)
+    acc = p.meta.get("test_top1")
+    W = p.net["conv1"].params["W"]
+    C, H, Wd = p.mean.shape
+    if key == "fashion-zf":
+        kwargs.setdefault("prefer_classes", PRETRAINED_EXAMPLES)
+        items, default, data = {"colour_filters": _colour_filters}, PRETRAINED_ITEMS, "Fashion-MNIST"
+        if folder is not None:      # the colour network's filters come from the same folder, when it holds them
+            items["colour_filters"] = lambda ctx: _colour_filters({**ctx, "pretrained_folder": folder})
+            if not os.path.exists(os.path.join(os.fspath(folder), NAMES["photos-zf"][0])):
+                default = tuple(i for i in default if i != "colour_filters")
+    else:
+        items, default = {"occlusion": _photos_occlusion_note}, PHOTOS_ITEMS
+        data = f"{len(p.class_names)} colour photographs, {H}x{Wd} crops"
+    kwargs.setdefault("title", f"The shipped network ({p.net.name}, width {W.shape[0]}, {data}"
                       + (f", {100 * acc:.1f}% test top-1" if acc is not None else "") + "): what it sees")
-    return write_gallery(p.net, p.splits(), out_dir, list(PRETRAINED_ITEMS if what is None else what), **kwargs)
+    what = list(default if what is None else what)
+    return write_gallery(p.net, p.splits(), out_dir or pretrained_gallery_dir(key), what, items=items, **kwargs)
 
 
 # --- minicnn demo -----------------------------------------------------------------------------------------
