@@ -5,6 +5,10 @@ computed here (or anywhere in ``visualize``): gradients always come from ``net.b
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import numpy as np
 
 from .. import backend
@@ -152,3 +156,16 @@ def softmax_np(z):
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def replace_directory(new, target):
+    """Put the finished directory ``new`` where ``target`` is, replacing any old ``target`` with two renames, so that
+    a reader sees the old directory or the new one, never a half-written mix (``new`` must be on the same file
+    system: make it beside ``target``)."""
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=os.path.dirname(target) or ".")
+        os.rename(target, os.path.join(old, "g"))
+    os.rename(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -17,6 +17,7 @@ import numpy as np
 from .. import backend
 from ..layers import LRN, Conv2D, Flatten, Linear, MaxPool2D, ReLU
 from . import plots
+from ._common import replace_directory
 
 __all__ = ["GALLERY_ITEMS", "DEFAULT_ITEMS", "PRETRAINED_ITEMS", "feature_layers", "write_gallery", "gallery_from_run",
            "gallery_pretrained", "pretrained_gallery_dir", "PHOTOS_ITEMS", "EVOLUTION_FILE", "LOOK_AT"]
@@ -419,13 +420,7 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
         with open(os.path.join(tmp, "index.html"), "w") as f:
             f.write(_html(title or f"{net.name} on {getattr(splits, 'name', 'data')}: what the network sees", entries,
                           notes))
-        old = None
-        if os.path.exists(out_dir):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
-            os.rename(out_dir, os.path.join(old, "g"))
-        os.rename(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_directory(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

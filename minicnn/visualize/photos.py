@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import backend
 from . import plots
+from ._common import replace_directory
 
 __all__ = ["PhotoSet", "bundled_photos", "BUNDLED_PHOTOS", "PHOTO_ITEMS", "DEFAULT_PHOTO_ITEMS",
            "write_photo_gallery", "photo_gallery_from_run"]
@@ -281,13 +282,7 @@ def write_photo_gallery(net, photos, out_dir, what=None, *, class_names, preproc
                  f"predictions: {shown}.")
         with open(os.path.join(tmp, "index.html"), "w") as f:
             f.write(_html(title or f"{net.name} on {len(photos)} photos: what the network sees", entries, intro))
-        old = None
-        if os.path.exists(out_dir):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
-            os.rename(out_dir, os.path.join(old, "g"))
-        os.rename(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_directory(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
