@@ -114,11 +114,16 @@ def _check_conv_args(x, W, b, name):
     if x.shape[1] != W.shape[1]:
         raise ValueError(f"{name}: expected {W.shape[1]} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
     check_same_device(x, W, name, "weight")
+    _check_bias(b, x, W.shape[0], name, "(F,)")
+
+
+def _check_bias(b, x, n, name, layout):
+    """None, or a float (n,) array on x's device: one bias per output channel or feature."""
     if b is not None:
-        check_float_array(b, 1, name, what="bias", layout="(F,)")
+        check_float_array(b, 1, name, what="bias", layout=layout)
         check_same_device(x, b, name, "bias")
-        if tuple(b.shape) != (W.shape[0],):
-            raise ValueError(f"{name}: bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+        if tuple(b.shape) != (n,):
+            raise ValueError(f"{name}: bias must have shape ({n},), got {tuple(b.shape)}")
 
 
 def _check_conv_cache(dy, cache, name):
@@ -269,11 +274,7 @@ def linear_forward(x, W, b=None, name="linear"):
     if x.shape[1] != W.shape[0]:
         raise ValueError(f"{name}: expected {W.shape[0]} input features, got {x.shape[1]} (input shape {tuple(x.shape)})")
     check_same_device(x, W, name, "weight")
-    if b is not None:
-        check_float_array(b, 1, name, what="bias", layout="(out_features,)")
-        check_same_device(x, b, name, "bias")
-        if tuple(b.shape) != (W.shape[1],):
-            raise ValueError(f"{name}: bias must have shape ({W.shape[1]},), got {tuple(b.shape)}")
+    _check_bias(b, x, W.shape[1], name, "(out_features,)")
     if _cpu_fast.use(x) and _cpu_fast.use(W):   # NumPy: GEMMs in minicnn's threads (see ops/_cpu_fast.py)
         return _cpu_fast.linear_forward(x, W, b), LinearCache(x, W)
     y = x @ W
