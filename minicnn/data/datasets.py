@@ -113,17 +113,11 @@ def make_textures(n_samples: int = 2000, image_size: int = 32, seed: int = 0, va
     per_class[: n_samples % k] += 1
     xs, ys, splits, origins = [], [], [], []
     for label, (_, func) in enumerate(sources):
-        photo = to_nchw(np.asarray(getattr(data, func)()), channels=3)[None]  # (1, 3, h, w)
-        photo = to_unit_float(photo, 255.0 if photo.dtype == np.uint8 else 1.0)
-        h, w = photo.shape[2:]
-        scale = 8 * size / min(h, w)
-        photo = resize_images(photo, (int(round(h * scale)), int(round(w * scale))))
+        photo = _photo_for_crops(getattr(data, func)(), size)
         corners = _tile_grid(photo.shape[2], photo.shape[3], tile)
         tile_part = _deal_tiles(len(corners), (val_fraction, test_fraction), rng)
         m = int(per_class[label])
-        n_val, n_test = int(round(val_fraction * m)), int(round(test_fraction * m))
-        part = np.concatenate([np.zeros(m - n_val - n_test, np.int8), np.ones(n_val, np.int8),
-                               np.full(n_test, 2, np.int8)])
+        part = _split_parts(m, val_fraction, test_fraction)
         crops = np.empty((m, 3, size, size), dtype=np.float32)
         origin = np.empty((m, 2), dtype=np.int64)
         for i, p in enumerate(part):
@@ -138,6 +132,26 @@ def make_textures(n_samples: int = 2000, image_size: int = 32, seed: int = 0, va
         origins.append(origin)
     return (np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys), [name for name, _ in sources],
             np.concatenate(splits), np.concatenate(origins))
+
+
+def _photo_for_crops(raw, size: int) -> np.ndarray:
+    """A photograph as float32 ``(1, 3, h, w)`` in [0, 1] (alpha dropped), resized so that its short side is
+    ``8 * size``: every photograph then yields crops of ``size`` at the same relative scale."""
+    raw = np.asarray(raw)
+    if raw.ndim == 3 and raw.shape[2] == 4:
+        raw = raw[..., :3]
+    photo = to_nchw(raw, channels=3)[None]
+    photo = to_unit_float(photo, 255.0 if photo.dtype == np.uint8 else 1.0)
+    h, w = photo.shape[2:]
+    scale = 8 * size / min(h, w)
+    return resize_images(photo, (int(round(h * scale)), int(round(w * scale))))
+
+
+def _split_parts(m: int, val_fraction: float, test_fraction: float) -> np.ndarray:
+    """int8 ``(m,)``: which part each of a class's ``m`` crops goes to, 0 train, 1 val, 2 test, in that order."""
+    n_val, n_test = int(round(val_fraction * m)), int(round(test_fraction * m))
+    return np.concatenate([np.zeros(m - n_val - n_test, np.int8), np.ones(n_val, np.int8),
+                           np.full(n_test, 2, np.int8)])
 
 
 def _deal_tiles(n_tiles: int, fractions, rng) -> np.ndarray:
@@ -229,20 +243,11 @@ def make_photos(n_samples: int = 4000, image_size: int = 32, seed: int = 0, val_
     per_class[: n_samples % k] += 1
     xs, ys, splits, origins = [], [], [], []
     for label, (_, load) in enumerate(sources):
-        raw = np.asarray(load())
-        if raw.ndim == 3 and raw.shape[2] == 4:
-            raw = raw[..., :3]
-        photo = to_nchw(raw, channels=3)[None]
-        photo = to_unit_float(photo, 255.0 if photo.dtype == np.uint8 else 1.0)
-        h, w = photo.shape[2:]
-        scale = 8 * size / min(h, w)
-        photo = resize_images(photo, (int(round(h * scale)), int(round(w * scale))))
+        photo = _photo_for_crops(load(), size)
         corners = _tile_grid(photo.shape[2], photo.shape[3], tile)
         tile_part = _deal_tiles(len(corners), (val_fraction, test_fraction), rng)
         m = int(per_class[label])
-        n_val, n_test = int(round(val_fraction * m)), int(round(test_fraction * m))
-        part = np.concatenate([np.zeros(m - n_val - n_test, np.int8), np.ones(n_val, np.int8),
-                               np.full(n_test, 2, np.int8)])
+        part = _split_parts(m, val_fraction, test_fraction)
         crops = np.empty((m, 3, size, size), dtype=np.float32)
         origin = np.empty((m, 3), dtype=np.int64)
         for i, p in enumerate(part):
