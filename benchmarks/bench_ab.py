@@ -3,6 +3,7 @@
     git worktree add --detach /work/wt-baseline 43da644          # the older commit, once (never edited)
     python benchmarks/bench_ab.py --baseline /work/wt-baseline [--threads 2] [--reps 5] [--cases zfnet_small,alexnet]
     python benchmarks/bench_ab.py --sweep 1,2,4,8,16 [--baseline DIR]                       # thread scaling
+    python benchmarks/bench_ab.py --baseline . --env-base MINICNN_CPU_PATH=readable          # one tree, two settings
 
 **A/B** (``--baseline DIR``): the training step (``bench_ops.MinicnnStep``: forward in train mode, softmax
 cross-entropy, backward without the input gradient, SGD with momentum) of each case is timed for the tree this
@@ -12,7 +13,9 @@ memory. The subprocesses are interleaved new, base, new, base, ... over ``--reps
 machine's load falls on both sides alike. Each subprocess builds the network (seeded weights, the same on both
 sides), runs ``--warmup`` untimed steps (a first step compiles what a tree compiles) and reports the median of
 ``--steps`` timed ones. The table gives the medians of each side and two ratios new / base: the ratio of the
-medians and the median of the per-repetition ratios (the steadier one on a loaded machine).
+medians and the median of the per-repetition ratios (the steadier one on a loaded machine). ``--env-new`` and
+``--env-base NAME=VALUE`` (repeatable) add environment variables to one side's subprocesses, so that one tree can
+also be compared with itself under two settings (the fast CPU path against the readable one, say).
 
 Cases: ``zfnet_small`` (width 16, 10 classes, 3x32x32, batch 128: the demo network at the shape of issue 7's
 training-step figures) and ``alexnet`` (1000 classes, 3x227x227, batch 4: the AlexNet shapes of bench_ops.py;
@@ -146,12 +149,13 @@ def check_tree(path, what):
     return path
 
 
-def measure(tree, case, framework, threads, warmup, steps, batch=None, timeout=900):
+def measure(tree, case, framework, threads, warmup, steps, batch=None, extra_env=None, timeout=900):
     """One subprocess on ``tree``: its result dict. The tree alone is on PYTHONPATH (plus this folder, for the
-    step definition), and the subprocess must have imported minicnn from that tree."""
+    step definition), and the subprocess must have imported minicnn from that tree. ``extra_env`` is set last."""
     env = dict(os.environ, PYTHONPATH=tree)
     if threads is not None:
         env.update({name: str(threads) for name in THREAD_VARIABLES})
+    env.update(extra_env or {})
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", case, "--framework", framework,
            "--warmup", str(warmup), "--steps", str(steps)] + (["--batch", str(batch)] if batch else [])
     with tempfile.TemporaryDirectory(prefix="bench_ab_") as cwd:   # nothing importable from the working folder
@@ -170,9 +174,11 @@ def _describe_threads(result):
     return ", ".join(f"{k} {v}" for k, v in result["threads"].items() if v is not None) or "unknown"
 
 
-def run_ab(new, base, cases, threads, reps, warmup, steps, batch=None, print_fn=print):
+def run_ab(new, base, cases, threads, reps, warmup, steps, batch=None, env_new=None, env_base=None, print_fn=print):
     """Interleaved new/base measurements of each case; returns {case: dict(new=[...], base=[...], ratios=[...])}."""
-    print_fn(f"A/B: new = {new}\n     base = {base}\n     threads = {threads if threads else 'each tree default'}, "
+    envs = {"new": env_new or {}, "base": env_base or {}}
+    label = {side: " ".join(f"{k}={v}" for k, v in envs[side].items()) for side in envs}
+    print_fn(f"A/B: new = {new} {label['new']}\n     base = {base} {label['base']}\n     threads = {threads if threads else 'each tree default'}, "
              f"{reps} repetitions x {steps} timed steps after {warmup} warm-up, load average "
              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     summary = {}
@@ -182,7 +188,7 @@ def run_ab(new, base, cases, threads, reps, warmup, steps, batch=None, print_fn=
             order = (("new", new), ("base", base)) if rep % 2 == 0 else (("base", base), ("new", new))
             got = {}
             for side, tree in order:
-                got[side] = measure(tree, case, "minicnn", threads, warmup, steps, batch)
+                got[side] = measure(tree, case, "minicnn", threads, warmup, steps, batch, envs[side])
                 details.setdefault(side, got[side])
             new_times.append(got["new"]["median"])
             base_times.append(got["base"]["median"])
@@ -229,6 +235,13 @@ def _counts(text):
     return counts
 
 
+def _assignment(text):
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
 def _cases(text):
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [n for n in names if n not in CASES]
@@ -247,6 +260,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3, help="timed steps per subprocess (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     parser.add_argument("--batch", type=int, help="batch size for every case (default: the case's own)")
+    parser.add_argument("--env-new", type=_assignment, action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the new side's subprocesses (repeatable)")
+    parser.add_argument("--env-base", type=_assignment, action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the baseline's subprocesses (repeatable)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out of the sweep")
     parser.add_argument("--worker", choices=list(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--framework", choices=("minicnn", "torch"), default="minicnn", help=argparse.SUPPRESS)
@@ -266,7 +283,8 @@ def main(argv=None):
         new = check_tree(NEW_TREE, "this script's tree")
         base = check_tree(args.baseline, "--baseline") if args.baseline else None
         if base is not None:
-            run_ab(new, base, args.cases, args.threads, args.reps, args.warmup, args.steps, args.batch)
+            run_ab(new, base, args.cases, args.threads, args.reps, args.warmup, args.steps, args.batch,
+                   dict(args.env_new), dict(args.env_base))
         if args.sweep is not None:
             with_torch = False
             if not args.no_torch:
