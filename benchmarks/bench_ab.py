@@ -128,10 +128,13 @@ def worker(case, framework, warmup, steps, batch=None):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    cpu_path = getattr(minicnn, "active_cpu_path", None)
+    cpu_path = getattr(minicnn, "active_cpu_path", None)     # trees with two CPU paths say which one ran, and why
+    cpu_path = cpu_path() if callable(cpu_path) else None
+    if isinstance(cpu_path, (tuple, list)) and len(cpu_path) == 2:
+        cpu_path = f"{cpu_path[0]} ({cpu_path[1]})"
     result = dict(case=case, framework=framework, minicnn_file=os.path.abspath(minicnn.__file__),
                   median=statistics.median(times), times=times, threads=_thread_counts(torch),
-                  cpu_path=str(cpu_path()) if callable(cpu_path) else None)
+                  cpu_path=None if cpu_path is None else str(cpu_path))
     print(MARK + json.dumps(result), flush=True)
 
 
