@@ -79,15 +79,28 @@ def to_numpy(x):
 
 # --- hand-written CUDA kernels ----------------------------------------------------------------------------
 #
-# The .cu sources live in minicnn/kernels/, INSIDE the package (DESIGN §1 draws them at the repository root):
-# package data is what a non-editable ``pip install .`` copies, so only there are they found after installing.
+# The kernel sources (.cu, and the C of the fast CPU path) live in the repository's top-level kernels/ folder.
+# A wheel carries them as minicnn/_kernels/ (setup.cfg maps that package onto kernels/), so an installed minicnn
+# finds them next to this file; a source checkout or an editable install has no minicnn/_kernels/ and reads the
+# repository's kernels/ one level above the package. ``KERNEL_DIR`` is the one place anything looks them up.
 #
 # The element type is chosen by prefixing the source with ``#define T float`` (or double) rather than passing
 # ``-DT=float``: both NVRTC and nvcc include CUDA headers of their own before the source, and those headers use
 # ``T`` as a template parameter name, which a command-line macro would rewrite. A ``#define`` at the top of the
 # source takes effect after them. The tests compile exactly this text (g++ with a CPU shim, nvcc to PTX).
 
-KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
+
+def _find_kernel_dir() -> Path:
+    """The folder holding the kernel sources: minicnn/_kernels/ when installed from a wheel, else <repo>/kernels/."""
+    package = Path(__file__).resolve().parent
+    installed, checkout = package / "_kernels", package.parent / "kernels"
+    for folder in (installed, checkout):
+        if (folder / "cpu_shim.h").is_file():   # a file only minicnn's kernel folder has
+            return folder
+    return installed   # neither is there: kernel_source names this path in its error
+
+
+KERNEL_DIR = _find_kernel_dir()
 KERNEL_FILES = ("im2col.cu", "pool.cu", "lrn.cu", "relu.cu")
 _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 BLOCK = 256            # threads per block; every kernel is a grid-stride loop, so any grid size is correct
@@ -101,7 +114,8 @@ def kernel_source(filename: str, dtype) -> str:
         raise TypeError(f"minicnn kernels exist for float32 and float64, not {dtype}")
     path = KERNEL_DIR / filename
     if not path.is_file():
-        raise FileNotFoundError(f"kernel source {path} is missing; was minicnn installed without its package data?")
+        raise FileNotFoundError(f"kernel source {filename} is missing from {KERNEL_DIR} (and from the repository's "
+                                f"kernels/ folder); was minicnn installed without its package data?")
     return f"#define T {_C_TYPES[dtype]}\n" + path.read_text()
 
 

@@ -109,7 +109,7 @@ def _cmd_train(args):
     options = {k: getattr(args, k) for k in ("model", "data", "epochs", "lr", "momentum", "weight_decay", "batch_size",
                                              "image_size", "seed", "clip_radius", "schedule", "patience", "step_size",
                                              "crop_pad", "width", "dropout", "n_samples", "root", "val_fraction",
-                                             "test_fraction", "colour_jitter")}
+                                             "test_fraction", "colour_jitter", "rotate", "zoom")}
     if args.no_hflip:
         options["hflip"] = False
     out = args.out or f"runs/{args.data or 'shapes'}-{args.model or 'zfnet_small'}"
@@ -210,6 +210,10 @@ def _add_train_parser(sub):
     p.add_argument("--no-hflip", action="store_true", help="no random horizontal flips even where the data allows them")
     p.add_argument("--colour-jitter", type=float, default=None, help="random per-image colour gain/offset strength "
                    "(default 0; 0.2 suits the photos data)")
+    p.add_argument("--rotate", type=float, default=None, metavar="DEG", help="random rotation of each training image "
+                   "by up to DEG degrees either way, in [0, 180] (default 0: off)")
+    p.add_argument("--zoom", type=float, default=None, metavar="FRAC", help="random scaling of each training image "
+                   "by a factor in [1 - FRAC, 1 + FRAC], FRAC in [0, 1) (default 0: off)")
     p.add_argument("--width", type=int, default=None, help="zfnet_small: conv1 filters (default 16)")
     p.add_argument("--dropout", type=float, default=None, help="zfnet_small: dropout in fc6/fc7 (default 0; ZF: 0.5)")
     p.add_argument("--n-samples", type=int, default=None, help="dataset size for generated data (shapes, textures)")

@@ -21,7 +21,7 @@ __all__ = ["DEFAULTS", "train_run", "evaluate_run"]
 DEFAULTS = dict(model="zfnet_small", data="shapes", epochs=15, lr=2e-2, momentum=0.9, weight_decay=5e-4,
                 batch_size=32, image_size=None, seed=0, clip_radius=0.1, schedule="step", patience=2,
                 step_size=None, crop_pad=2, hflip=None, width=None, dropout=None, n_samples=None, root=None,
-                val_fraction=0.15, test_fraction=0.15, colour_jitter=0.0)
+                val_fraction=0.15, test_fraction=0.15, colour_jitter=0.0, rotate=0.0, zoom=0.0)
 
 _DATA_KEYS = ("image_size", "seed", "val_fraction", "test_fraction", "n_samples", "root")
 
@@ -96,6 +96,11 @@ def _check_options(o):
     number("dropout", 0, 1, optional=True)
     number("val_fraction", 0, 1)
     number("test_fraction", 0, 1)
+    number("colour_jitter", 0, 1)
+    number("zoom", 0, 1)                   # scales drawn in [1 - zoom, 1 + zoom]
+    v = o["rotate"]                         # the largest angle in degrees; 180 included
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not 0 <= v <= 180:
+        raise ValueError(f"train_run: rotate must be a finite number of degrees in [0, 180], got {v!r}")
     if o["schedule"] not in ("plateau", "step", "constant"):
         raise ValueError(f"train_run: schedule must be 'plateau', 'step' or 'constant', got {o['schedule']!r}")
     for key in ("model", "data"):
@@ -112,8 +117,10 @@ def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", pr
 
     Options (see ``DEFAULTS``): model, data, epochs, lr, momentum, weight_decay, batch_size, image_size, seed,
     clip_radius (0 or None: no clipping), schedule ("plateau" | "step" | "constant"), patience, step_size
-    (default: two thirds of the epochs), crop_pad (random-crop padding, 0: none), hflip (None: as the dataset allows), width and dropout
-    (zfnet_small), n_samples, root, val_fraction, test_fraction.
+    (default: two thirds of the epochs), crop_pad (random-crop padding, 0: none), hflip (None: as the dataset allows),
+    colour_jitter (strength in [0, 1)), rotate (largest angle in degrees, [0, 180]), zoom (scales drawn in
+    [1 - zoom, 1 + zoom], zoom in [0, 1)) -- all three 0, off, by default --, width and dropout (zfnet_small),
+    n_samples, root, val_fraction, test_fraction.
     resume: continue from ``out/checkpoint.npz`` with the options saved in ``out/run.json`` (explicit options win);
     a run stopped before its first epoch finished (run.json, no checkpoint) starts again from epoch 1.
     overwrite: replace the run already in ``out``. Without ``resume`` or ``overwrite``, a directory that already
@@ -148,9 +155,9 @@ def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", pr
     else:
         schedule = make_schedule(o["schedule"], optimizer)
     hflip = splits.hflip if o["hflip"] is None else bool(o["hflip"])
-    colour = o.get("colour_jitter") or 0.0
-    augment = (Augment(crop_pad=o["crop_pad"], hflip=hflip, colour=colour) if (o["crop_pad"] or hflip or colour)
-               else None)
+    colour, rotate, zoom = (o.get(key) or 0.0 for key in ("colour_jitter", "rotate", "zoom"))
+    augment = (Augment(crop_pad=o["crop_pad"], hflip=hflip, colour=colour, rotate=rotate, zoom=zoom)
+               if (o["crop_pad"] or hflip or colour or rotate or zoom) else None)
     trainer = Trainer(net, splits, optimizer, schedule=schedule, batch_size=o["batch_size"], epochs=o["epochs"],
                       augment=augment, seed=o["seed"], out_dir=out, callbacks=callbacks, device=device,
                       progress=progress, verbose=verbose, data_options=data_options,

@@ -8,7 +8,7 @@ Every layer has
     macs((C, H, W)) -> int                                multiply-accumulates per sample
     config      -> dict                                   the constructor arguments, for checkpoints
 
-Only ReLU looks at ``rule``; every other layer's backward is the same under every rule (DESIGN §4).
+Only ReLU looks at ``rule``; every other layer's backward is the same under every rule (ARCHITECTURE.md §5).
 Parameters are float32 unless the net is converted with ``Sequential.astype``.
 
 Input contract, the same for every layer and every path (readable NumPy, fast CPU, GPU):

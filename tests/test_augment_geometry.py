@@ -120,3 +120,100 @@ def test_per_image_arguments_and_the_input_contract(rng):
 def test_bad_arguments_are_named(rng, call, error, match):
     with pytest.raises(error, match=match):
         call(images(rng))
+
+
+# --- rotation and zoom in the training pipeline (Augment, train_run, minicnn train) ----------------------------
+
+from minicnn.data import Augment  # noqa: E402
+
+
+def test_augment_without_rotation_or_zoom_is_what_it_was(rng):
+    """Off by default and drawing nothing when off: the batches (and the generator's stream afterwards) of a run
+    that does not ask for rotation or zoom are bit for bit those of before."""
+    x = images(rng, (5, 3, 8, 8), np.float32)
+    for kwargs in (dict(crop_pad=2, hflip=True), dict(crop_pad=1, colour=0.2), dict()):
+        old, new = np.random.default_rng(3), np.random.default_rng(3)
+        a = Augment(**kwargs)(x, old)
+        b = Augment(**kwargs, rotate=0, zoom=0.0)(x, new)
+        np.testing.assert_array_equal(a, b)
+        assert old.random() == new.random()
+        assert repr(Augment(**kwargs)) == repr(Augment(**kwargs, rotate=0, zoom=0))
+        assert "rotate" not in repr(Augment(**kwargs)) and "zoom" not in repr(Augment(**kwargs))
+    assert Augment().rotate == 0.0 and Augment().zoom == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_augment_rotates_and_zooms_each_image_by_its_own_draw(rng, dtype):
+    """Rotation by up to the configured maximum (180 degrees here) and zoom: shape and dtype kept, one draw per
+    image in the documented ranges, both applied as one resampling after crop and flip."""
+    x = np.broadcast_to(images(rng, (1, 2, 7, 7), dtype), (6, 2, 7, 7)).copy()     # six copies of one image
+    x_before = x.copy()
+    aug = Augment(crop_pad=1, hflip=True, rotate=180, zoom=0.3)
+    y = aug(x, np.random.default_rng(11))
+    assert y.shape == x.shape and y.dtype == dtype
+    np.testing.assert_array_equal(x, x_before)
+    assert not np.allclose(y[0], y[1])                                  # a different transform per image
+    # the same draws by hand: crop offsets, flips, then angles, then scales
+    draws = np.random.default_rng(11)
+    from minicnn.data import random_crop, random_hflip
+    expected = random_hflip(random_crop(x, 1, draws), draws)
+    angles = draws.uniform(-180, 180, size=6)
+    scales = draws.uniform(0.7, 1.3, size=6)
+    assert np.abs(angles).max() > 90 and scales.min() < 0.9 < 1.1 < scales.max()   # the draws span the ranges
+    from minicnn.data.augment import _rotate_scale
+    np.testing.assert_array_equal(y, _rotate_scale(expected, angles, scales, 0.0))
+    assert repr(aug) == "Augment(crop_pad=1, hflip=True, rotate=180.0, zoom=0.3)"
+
+
+def test_augment_is_reproducible_from_the_seed(rng):
+    x = images(rng, (4, 1, 6, 6), np.float32)
+    aug = Augment(rotate=25, zoom=0.2, colour=0.1)
+    np.testing.assert_array_equal(aug(x, np.random.default_rng(5)), aug(x, np.random.default_rng(5)))
+    assert not np.array_equal(aug(x, np.random.default_rng(5)), aug(x, np.random.default_rng(6)))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(rotate=-5), "Augment: rotate must be a number of degrees in \\[0, 180\\], got -5"),
+    (dict(rotate=181), "Augment: rotate must be .* got 181"),
+    (dict(rotate=float("nan")), "Augment: rotate"),
+    (dict(rotate=True), "Augment: rotate"),
+    (dict(zoom=1.0), "Augment: zoom must be a fraction in \\[0, 1\\) .* got 1.0"),
+    (dict(zoom=-0.1), "Augment: zoom .* got -0.1"),
+    (dict(zoom="0.1"), "Augment: zoom"),
+])
+def test_augment_refuses_bad_rotation_and_zoom(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Augment(**kwargs)
+
+
+def test_only_training_batches_are_augmented():
+    """The Trainer hands every training image, and nothing else, to the augmentation."""
+    from test_train import make_trainer
+
+    class Recording(Augment):
+        seen = []
+
+        def __call__(self, xb, rng=None):
+            Recording.seen.append(np.array(xb))
+            return super().__call__(xb, rng)
+
+    trainer = make_trainer(epochs=1, augment=Recording(rotate=30, zoom=0.2))
+    trainer.fit()
+    seen = np.concatenate(Recording.seen)
+    train = trainer.splits.train.x
+    assert len(seen) == len(train)                                   # one epoch: each training image once
+    assert sorted(map(bytes, seen)) == sorted(map(bytes, train))     # ...and only training images
+
+
+@pytest.mark.parametrize("option, value, match", [
+    ("rotate", 200, "train_run: rotate must be a finite number of degrees in \\[0, 180\\], got 200"),
+    ("rotate", -1.0, "train_run: rotate"),
+    ("zoom", 1.5, "train_run: zoom must be a finite number in \\[0, 1\\), got 1.5"),
+    ("zoom", float("inf"), "train_run: zoom"),
+    ("colour_jitter", 1.0, "train_run: colour_jitter"),
+])
+def test_train_run_refuses_bad_augmentation_before_loading_data(tmp_path, option, value, match):
+    from minicnn.experiment import train_run
+    with pytest.raises(ValueError, match=match):
+        train_run(str(tmp_path / "run"), data="nonsense-is-never-loaded", **{option: value}, verbose=False)
+    assert not (tmp_path / "run").exists()

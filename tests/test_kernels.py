@@ -1,4 +1,4 @@
-"""The CUDA kernels of minicnn/kernels/, tested on every machine.
+"""The CUDA kernels of the top-level kernels/ folder, tested on every machine.
 
 Each .cu file is compiled as plain C++ with kernels/cpu_shim.h (a grid of one thread, so every grid-stride
 loop visits all its elements) and called through ctypes on NumPy buffers. The CPU runner replaces
@@ -418,25 +418,58 @@ def test_kernels_compile_with_nvrtc():
                 nvrtc.nvrtcDestroyProgram(ctypes.byref(prog))
 
 
-# --- the kernels ship with the package ------------------------------------------------------------------------
+# --- the kernel sources: the repository's kernels/, shipped in the wheel as minicnn/_kernels/ --------------------
 
-def test_wheel_contains_the_kernels(tmp_path):
-    """A wheel built from the repository carries every .cu file and the shim (package data), so a
-    non-editable `pip install .` finds them next to backend.py."""
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_source_checkout_reads_the_repositorys_kernels_folder():
+    """Run from the repository (pytest, an editable install), minicnn finds the top-level kernels/ folder."""
+    if os.path.dirname(os.path.dirname(os.path.abspath(backend.__file__))) != REPO:
+        pytest.skip("minicnn is imported from an installed copy, not from this repository")
+    assert backend.KERNEL_DIR == backend.Path(REPO, "kernels")
+    assert not os.path.exists(os.path.join(REPO, "minicnn", "kernels")), "the sources moved to the top-level kernels/"
+
+
+def test_wheel_ships_the_kernels_and_an_installed_minicnn_finds_them(tmp_path):
+    """A wheel built from the repository carries every file of kernels/ (CUDA, C, headers) as minicnn/_kernels/,
+    and a minicnn installed from it (non-editable, away from the repository) finds and reads them there."""
     pytest.importorskip("setuptools", reason="building a wheel needs setuptools")
     import zipfile
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
     src = tmp_path / "src"
     src.mkdir()
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        shutil.copy(root / name, src / name)
-    shutil.copytree(root / "minicnn", src / "minicnn", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+        shutil.copy(os.path.join(REPO, name), src / name)
+    for folder in ("minicnn", "kernels"):
+        shutil.copytree(os.path.join(REPO, folder), src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q",
                            "-w", str(tmp_path / "dist")], cwd=src, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (wheel,) = (tmp_path / "dist").glob("minicnn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for filename in (*backend.KERNEL_FILES, "cpu_shim.h"):
-        assert f"minicnn/kernels/{filename}" in names, f"{filename} is missing from {wheel.name}"
+    sources = sorted(os.listdir(os.path.join(REPO, "kernels")))
+    assert {os.path.splitext(f)[1] for f in sources} == {".cu", ".c", ".h"}
+    for filename in sources:
+        assert f"minicnn/_kernels/{filename}" in names, f"kernels/{filename} is missing from {wheel.name}"
+    # setup.cfg lists the packages by name (one of them is mapped from outside minicnn/): a package added to the
+    # tree but not to that list would be left out of the wheel.
+    for init in glob.glob(os.path.join(REPO, "minicnn", "**", "__init__.py"), recursive=True):
+        member = os.path.relpath(init, REPO).replace(os.sep, "/")
+        assert member in names, f"{member} is missing from the wheel: add its package to [options] packages in setup.cfg"
+
+    site = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
+                           str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    probe = ("import minicnn, numpy; from minicnn import backend; print(minicnn.__file__); print(backend.KERNEL_DIR);"
+             "print(all(backend.kernel_source(f, numpy.float32) for f in backend.KERNEL_FILES))")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    package_file, kernel_dir, read_all = proc.stdout.split("\n")[:3]
+    assert package_file.startswith(str(site)), f"the probe imported {package_file}, not the installed wheel"
+    assert kernel_dir == str(site / "minicnn" / "_kernels")
+    assert read_all == "True"
+    assert sorted(os.listdir(kernel_dir)) == sources

@@ -34,6 +34,16 @@ def test_train_evaluate_resume(tmp_path, capsys):
     assert run["options"]["width"] == 4 and run["options"]["image_size"] == 12      # options kept on resume
 
 
+def test_train_rotation_and_zoom_reach_the_training_augmentation(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out), "--rotate", "15", "--zoom", "0.1"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["augment"] == "Augment(crop_pad=2, hflip=False, rotate=15.0, zoom=0.1)"       # digits: no flips
+    assert run["options"]["rotate"] == 15.0 and run["options"]["zoom"] == 0.1
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(tmp_path / "plain")]) == 0
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["augment"] == "Augment(crop_pad=2, hflip=False)"
+
+
 def test_cli_errors(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing")]) == 2
     assert "no run directory" in capsys.readouterr().err

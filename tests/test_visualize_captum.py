@@ -1,4 +1,4 @@
-"""Agreement with Captum (DESIGN §8) on the same weights: Saliency, GuidedBackprop, Deconvolution.
+"""Agreement with Captum (ARCHITECTURE.md §5) on the same weights: Saliency, GuidedBackprop, Deconvolution.
 
 Skipped where PyTorch or Captum is not installed (neither is a dependency of minicnn).
 """

@@ -34,7 +34,7 @@ def manual_projection(net, x, layer, channel, rule, skip):
 
 @pytest.mark.parametrize("layer", ["conv2", "relu2"])
 def test_deconvnet_passes_lrn_as_the_identity_by_default(layer):
-    """Zeiler & Fergus's projection (and DESIGN section 4): LRN is the identity on the way down, by default."""
+    """Zeiler & Fergus's projection (and ARCHITECTURE.md section 5): LRN is the identity on the way down, by default."""
     rng = np.random.default_rng(11)
     net = tiny_net(lrn=True)              # LRN(n=3, k=1, alpha=0.5): strong enough that its backward shows
     x = distinct_values((1, 1, 9, 9), rng, spacing=0.05)

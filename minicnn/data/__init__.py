@@ -11,7 +11,8 @@ imported only when those datasets are asked for; without them the error says ``p
 
 Files: ``load.py`` (``load_dataset``), ``splits.py`` (``ArrayDataset``, ``Splits``, stratified splits and mean
 subtraction), ``datasets.py`` (digits, faces, textures), ``shapes.py`` (procedural shapes), ``loaders.py``
-(MNIST IDX, CIFAR-10 batches, image folders), ``augment.py`` (crops, flips, ten crops), ``batching.py``.
+(MNIST IDX, CIFAR-10 batches, image folders), ``augment.py`` (crops, flips, rotation, zoom, colour jitter, ten
+crops), ``batching.py``.
 """
 from .augment import Augment, colour_jitter, hflip, random_crop, random_hflip, ten_crop
 from .batching import iterate_batches, num_batches

@@ -229,17 +229,43 @@ def ten_crop(x, size: int):
     return xp.ascontiguousarray(xp.stack(crops))
 
 
+def _check_degrees(func: str, what: str, value) -> float:
+    """A maximum rotation in degrees: a finite number in [0, 180]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value <= 180:
+        raise ValueError(f"{func}: {what} must be a number of degrees in [0, 180], got {value!r}")
+    return float(value)
+
+
+def _check_zoom_fraction(func: str, what: str, value) -> float:
+    """A zoom range as a fraction: scales are drawn in [1 - value, 1 + value], so value is in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value < 1:
+        raise ValueError(f"{func}: {what} must be a fraction in [0, 1) (scales drawn in [1 - {what}, 1 + {what}]), "
+                         f"got {value!r}")
+    return float(value)
+
+
 class Augment:
     """Training-time augmentation as a callable ``(xb, rng) -> xb`` for :func:`iterate_batches`.
 
     crop_pad : None or 0 for no cropping, else pad by this many pixels and crop back (:func:`random_crop`).
     hflip : flip half the images left-right (:func:`random_hflip`); leave it off for digits.
+    rotate : the largest rotation in degrees, in [0, 180]; each image turns by an angle drawn uniformly in
+        ``[-rotate, rotate]`` (0: off).
+    zoom : a fraction in [0, 1); each image is scaled about its centre by a factor drawn uniformly in
+        ``[1 - zoom, 1 + zoom]`` (0: off). Rotation and zoom are one bilinear resampling (:func:`rotate`,
+        :func:`zoom`); points from outside the image are 0, the mean pixel on mean-subtracted data.
     colour : strength of :func:`colour_jitter` (0: off; 0.2 is a mild setting for colour photographs).
-    Crop first, then flip, then colour. ``Augment.for_splits(splits, crop_pad=2)`` turns flips on only when
-    ``splits.hflip`` says they keep labels.
+
+    Crop first, then flip, then rotate and zoom, then colour. Whatever is off draws nothing from ``rng``, so adding
+    an option that stays off changes no run. ``Augment.for_splits(splits, crop_pad=2)`` turns flips on only when
+    ``splits.hflip`` says they keep labels. Only the training batches are augmented (``Trainer`` hands it to
+    :func:`iterate_batches` for the training set alone); evaluation sees the images as they are.
     """
 
-    def __init__(self, crop_pad: int | None = None, hflip: bool = False, colour: float = 0.0):
+    def __init__(self, crop_pad: int | None = None, hflip: bool = False, colour: float = 0.0, rotate: float = 0.0,
+                 zoom: float = 0.0):
         if crop_pad is not None:
             crop_pad = check_size("Augment", "crop_pad", crop_pad, minimum=0)
         if not 0.0 <= float(colour) < 1.0:
@@ -247,6 +273,8 @@ class Augment:
         self.crop_pad = crop_pad or None
         self.hflip = bool(hflip)
         self.colour = float(colour)
+        self.rotate = _check_degrees("Augment", "rotate", rotate)
+        self.zoom = _check_zoom_fraction("Augment", "zoom", zoom)
 
     @classmethod
     def for_splits(cls, splits, crop_pad: int | None = None) -> "Augment":
@@ -259,10 +287,17 @@ class Augment:
             xb = random_crop(xb, self.crop_pad, rng)
         if self.hflip:
             xb = random_hflip(xb, rng)
+        if self.rotate or self.zoom:
+            _check_float_batch("Augment", xb)
+            n = xb.shape[0]
+            degrees = rng.uniform(-self.rotate, self.rotate, size=n) if self.rotate else np.zeros(n)
+            scale = rng.uniform(1 - self.zoom, 1 + self.zoom, size=n) if self.zoom else np.ones(n)
+            xb = _rotate_scale(xb, degrees, scale, 0.0)      # both in one resampling: one interpolation, not two
         if self.colour:             # no draws when off: runs without it keep their random streams
             xb = colour_jitter(xb, self.colour, rng)
         return xb
 
     def __repr__(self) -> str:
-        colour = f", colour={self.colour}" if self.colour else ""
-        return f"Augment(crop_pad={self.crop_pad}, hflip={self.hflip}{colour})"
+        extra = "".join(f", {name}={value}" for name, value in
+                        (("rotate", self.rotate), ("zoom", self.zoom), ("colour", self.colour)) if value)
+        return f"Augment(crop_pad={self.crop_pad}, hflip={self.hflip}{extra})"

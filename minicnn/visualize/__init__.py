@@ -1,6 +1,6 @@
 """Zeiler & Fergus, *Visualizing and Understanding Convolutional Networks*, on minicnn's own backward pass.
 
-Every projection and gradient here is ``net.forward`` + ``net.backward(dy, rule=...)`` (DESIGN §4); nothing in
+Every projection and gradient here is ``net.forward`` + ``net.backward(dy, rule=...)`` (ARCHITECTURE.md §5); nothing in
 this package computes a layer's backward on its own.
 
     project, saliency, guided_backprop, input_gradient   projections to pixels (ZF Fig. 1-2; Simonyan; Springenberg)

@@ -1,6 +1,6 @@
 """Projections to pixel space: the Zeiler-Fergus deconvnet, guided backpropagation, saliency.
 
-All three are ``net.forward`` followed by ``net.backward(dy, rule=...)`` (DESIGN §4):
+All three are ``net.forward`` followed by ``net.backward(dy, rule=...)`` (ARCHITECTURE.md §5):
 
     rule         ReLU on the way down passes            method
     "deconvnet"  where the signal coming down is > 0     Zeiler & Fergus 2014, Fig. 1 (right) / Fig. 2

@@ -1,4 +1,4 @@
-"""Weights from outside: torchvision / timm state dicts read without PyTorch (DESIGN §10).
+"""Weights from outside: torchvision / timm state dicts read without PyTorch (ARCHITECTURE.md §9).
 
     read_state_dict(path)                 .pth / .pt (restricted unpickler), .safetensors, .npz -> {key: array}
     import_weights(arch, path)            -> Sequential ("vgg16", "alexnet_tv" = torchvision's "alexnet")

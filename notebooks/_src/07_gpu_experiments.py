@@ -13,7 +13,7 @@
 # **What you need.** Notebooks 04–05; `minicnn.backend` (`gpu_available`, `gpu_unavailable_reason`, `to_device`,
 # `to_numpy`, `xp`), `Sequential.to`, `minicnn.train.Trainer(..., device=...)`, `minicnn.visualize.project`.
 # For the GPU: an NVIDIA GPU and CuPy (`pip install cupy-cuda12x`); the hand-written kernels in
-# `minicnn/kernels/*.cu` are compiled on first use.
+# `kernels/*.cu` are compiled on first use.
 #
 # **Scale.** `MINICNN_NB_SCALE` (default 1: 16x16 digits, a few epochs, 10–15 s on a 2-core CPU). Larger values
 # train longer and time larger batches.
@@ -63,7 +63,7 @@ print(f"scale {SCALE}: device {DEVICE!r}, {EPOCHS} epochs, timing batches of {BA
 # `to_numpy(x)` copy it back. `net.to("gpu")` moves every parameter of every layer. After that, a forward pass on a
 # GPU array runs every op on the GPU: `conv2d_forward` builds its im2col matrix with a kernel and multiplies it
 # with `@` (a cuBLAS GEMM on a CuPy array); pooling, LRN and the ReLU rules launch the kernels in
-# `minicnn/kernels/`. Mixing devices is an error (CuPy refuses to combine its arrays with NumPy's), not a silent
+# `kernels/`. Mixing devices is an error (CuPy refuses to combine its arrays with NumPy's), not a silent
 # copy: the data must live where the parameters live.
 #
 # The check below is the contract of a fallback: on a machine without a GPU, asking for one raises an error that

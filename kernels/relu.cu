@@ -1,4 +1,4 @@
-// relu.cu -- ReLU backward under the three rules of DESIGN section 4.
+// relu.cu -- ReLU backward under the three rules of ARCHITECTURE.md section 5.
 //
 // Element type T is set at compile time ("#define T float" or double, put before this text by
 // backend.kernel_source). ONE grid-stride loop over the elements;
