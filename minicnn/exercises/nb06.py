@@ -1,5 +1,5 @@
-"""Exercise of notebook 06 (occlusion): the occlusion loop of ZF Fig. 7 (d), checked against
-``minicnn.visualize.occlusion`` on a small network."""
+"""Exercises of notebook 06 (occlusion and correspondence): the occlusion loop of ZF Fig. 7 (d) and the sign-change
+score of ZF Table 1, checked against ``minicnn.visualize.occlusion`` and ``correspondence`` on a small network."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +18,7 @@ def _occlusion_net():
 
 
 def check_occlusion(occlusion_map):
-    from ..visualize import occlusion            # visualize sits above exercises' other imports; load it when used
+    from ..visualize import occlusion            # imported when this check runs: the other notebooks never need it
     net = _occlusion_net()
     rng = np.random.default_rng(13)
     image = rng.standard_normal((2, 10, 10))
@@ -61,4 +61,45 @@ def solution_occlusion(predict_proba, image, label, size, stride, centred=True):
     return out
 
 
+def check_sign_change(sign_change):
+    from ..visualize import correspondence
+    net = _occlusion_net()
+    rng = np.random.default_rng(17)
+    images = rng.standard_normal((5, 2, 10, 10))
+    box = (2, 6, 3, 7)                                  # rows 2..5, columns 3..6, in every image
+    for layer in ("relu1", "pool1"):                    # ReLU outputs: many units stay 0, so some changes are 0
+        base = net.forward(images, until=layer).reshape(5, -1)
+        occluded = images.copy()
+        occluded[:, :, 2:6, 3:7] = 0.0
+        changed = net.forward(occluded, until=layer).reshape(5, -1)
+        got = sign_change(base.copy(), changed.copy())
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            raise AssertionError(f"sign_change should return one number, got {type(got).__name__}") from None
+        want = float(correspondence(net, images, {"part": box}, [layer], n_random=1).mean[0, 0])
+        if not np.isclose(got, want, rtol=1e-12, atol=1e-12):
+            eps = changed - base
+            D, pairs = eps.shape[1], 5 * 4 // 2
+            two_signs = np.mean([np.mean((eps[i] > 0) != (eps[j] > 0)) for i in range(5) for j in range(i + 1, 5)])
+            hint = ""
+            if np.isclose(got, want * D * pairs):
+                hint = " That is ZF's unnormalised sum: divide by D (outputs) and by the number of pairs."
+            elif np.isclose(got, two_signs):
+                hint = (" You compared eps > 0 only: an output that did not change (eps = 0, common after a ReLU) "
+                        "has sign 0, which differs from -1; use np.sign.")
+            raise AssertionError(f"layer {layer} (D = {D} outputs, 5 images): your score {got:.6f} is wrong; "
+                                 f"the fraction of outputs whose signs differ, averaged over the {pairs} pairs "
+                                 f"i < j, is expected.{hint}")
+    return "on a ReLU and a pooling layer, against visualize.correspondence"
+
+
+def solution_sign_change(codes, occluded_codes):
+    s = np.sign(occluded_codes - codes)                 # (N, D) in {-1, 0, +1}
+    N = len(s)
+    return np.mean([np.mean(s[i] != s[j]) for i in range(N) for j in range(i + 1, N)])
+
+
+register("06.sign_change", "ZF's sign-change score for one occluded part", "sign_change", check_sign_change,
+         solution_sign_change)
 register("06.occlusion", "an occlusion map loop", "occlusion_map", check_occlusion, solution_occlusion)

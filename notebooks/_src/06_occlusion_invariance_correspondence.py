@@ -315,6 +315,26 @@ def occlusion_map(predict_proba, image, label, size, stride):
 check("06.occlusion", occlusion_map)
 
 # %% [markdown]
+# ### Exercise 2: ZF's sign-change score for one part
+#
+# Section 4's table, one cell of it. `codes` holds one layer's outputs for $N$ aligned images, flattened to
+# (N, D); `occluded_codes` the same after the same part was painted over in every image. With
+# $\varepsilon_i$ = occluded minus original for image $i$, compare the *signs* of the changes ($-1$, $0$ or $+1$;
+# an output that did not change, common after a ReLU, has sign 0) between every pair $i < j$: the fraction of the
+# $D$ outputs whose signs differ. Return the mean of that fraction over the pairs (minicnn's normalisation of ZF's
+# Hamming-distance sum, so that layers of different sizes compare). The check runs a small network through
+# `visualize.correspondence`.
+
+# %%
+# Exercise 06.sign_change: ZF's sign-change score for one occluded part
+def sign_change(codes, occluded_codes):
+    """codes, occluded_codes: (N, D) float arrays -> mean over pairs i < j of the fraction of differing signs."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("06.sign_change", sign_change)
+
+# %% [markdown]
 # ### Questions
 #
 # **Q1.** Two occlusion maps are drawn with automatic colour limits. One spans probabilities 0.02-0.99, the other
