@@ -2,8 +2,6 @@
 feature-scale clipping. Both are checked against ``minicnn.optim`` on a small network."""
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from .. import Conv2D, Flatten, Linear, Sequential

@@ -325,7 +325,7 @@ from minicnn.exercises import check, show_solution
 # %%
 # Exercise 01.col2im: col2im, the adjoint of im2col
 def col2im(cols, x_shape, k, stride, pad):
-    """cols (C*k*k, N*oh*ow) -> dx of shape x_shape = (N, C, H, W); square kernel k, same stride and pad on both axes."""
+    """cols (C*k*k, N*oh*ow) -> dx of shape x_shape = (N, C, H, W); a k x k kernel, one stride, one pad."""
     raise NotImplementedError("your code here")
 
 # %%

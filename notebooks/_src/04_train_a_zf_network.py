@@ -383,7 +383,9 @@ assert all(ten["top1"] < five["top1"] - 0.02 for _, five, ten in tta.values())  
 # taking over; section 7 puts the runs in ZF's regime. (The two runs printed above also end at different test
 # accuracies, and the free network's larger
 # first-layer filters feed larger activations to the layers above; with one seed and a few epochs, which network
-# ends ahead is a hint, not a result.) Next: notebook 05 projects what the trained layers respond to.
+# ends ahead is a hint, not a result.) Section 8 adds colour, rotation and scale augmentation, and shows that
+# test-time averaging over crops gains nothing measurable here, and loses once mirrored digits are among the views.
+# Next: notebook 05 projects what the trained layers respond to.
 
 # %% [markdown]
 # ## Exercises
