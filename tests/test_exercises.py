@@ -71,3 +71,20 @@ def test_check_reports_a_crash_without_raising():
         pytest.skip("no exercises yet")
     result = check(NAMES[0], lambda *args, **kwargs: 1 / 0)
     assert not result.passed and "ZeroDivisionError" in result.message
+
+
+def test_check_says_when_the_checker_itself_chokes_on_an_answer():
+    """A check that crashes on a strange answer must not blame the student's code for raising."""
+    from minicnn import exercises as ex
+
+    def checker(fn):
+        return fn().shape          # a float has no .shape: the checker, not the student's code, raises
+
+    ex.register("99.probe", "probe", "probe", checker, lambda: np.zeros(1))
+    try:
+        result = check("99.probe", lambda: 1.0)
+        assert not result.passed and "could not use what probe returned" in result.message, result
+        crash = check("99.probe", lambda: 1 / 0)
+        assert "probe raised ZeroDivisionError" in crash.message, crash
+    finally:
+        del ex._REGISTRY["99.probe"]

@@ -111,8 +111,27 @@ def check(name, fn):
     except AssertionError as error:
         return Result(name, False, str(error) or "wrong answer")
     except Exception as error:     # the student's code crashed: say how, not a traceback into the checker
+        if _raised_by_checker(error, fn):
+            return Result(name, False, f"the check could not use what {exercise.function} returned "
+                                       f"({type(error).__name__}: {error}); compare it with what the stub's "
+                                       "docstring asks for")
         return Result(name, False, f"{exercise.function} raised {type(error).__name__}: {error}")
     return Result(name, True, f"correct{f' ({detail})' if detail else ''}")
+
+
+def _raised_by_checker(error, fn):
+    """True when ``error`` did not come from inside the student's ``fn`` (no frame of the traceback runs its code):
+    the check choked on what ``fn`` returned. A TypeError outside ``fn`` is most often the check calling a function
+    that takes other arguments than the stub's, so that one stays the student's."""
+    code = getattr(fn, "__code__", None)
+    if code is None or isinstance(error, TypeError):
+        return False
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return False
+        tb = tb.tb_next
+    return True
 
 
 def solution(name):

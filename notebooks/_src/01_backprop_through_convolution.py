@@ -303,3 +303,99 @@ ax.set_ylabel("forward time (ms)"); ax.legend(); ax.grid(alpha=.3); plt.tight_la
 # 180°-rotated filters, channels and filters swapped. With im2col all three are matrix products, and `col2im`'s
 # adding of overlapping windows is exactly the scatter the derivation predicts. Next: notebook 02 (pooling
 # switches and the ReLU rules).
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function for you to write. The cell after it calls `check(...)`, which prints ✓ when your
+# function is right and, when it is not, ✗ with what is wrong (which shape or entry, the relative error). A check
+# never stops the notebook. Stuck after an honest try? `show_solution("01.col2im")` prints a reference answer.
+
+# %%
+from minicnn.exercises import check, show_solution
+
+# %% [markdown]
+# ### Exercise 1: write `col2im`
+#
+# `ops.im2col(x, k, stride, pad)` copies every $k\times k$ window of `x` (N, C, H, W) into a column of `cols`
+# (C·k·k, N·oh·ow), rows ordered (c, ky, kx) and columns (n, oy, ox). Write its adjoint: add every entry of `cols`
+# back onto the pixel it was copied from, and drop the padding. Section 3 shows the layout; a loop over the
+# $k^2$ taps, each one strided slice, is enough.
+
+# %%
+# Exercise 01.col2im: col2im, the adjoint of im2col
+def col2im(cols, x_shape, k, stride, pad):
+    """cols (C*k*k, N*oh*ow) -> dx of shape x_shape = (N, C, H, W); a k x k kernel, one stride, one pad."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("01.col2im", col2im)
+
+# %% [markdown]
+# ### Exercise 2: the input gradient, with the flipped kernel
+#
+# For stride 1 and no padding, section 2 derived $\partial L/\partial x$ as a *full* correlation: pad `dy` with
+# $k-1$ zeros on every side and correlate it with the filters rotated by 180°, filters and channels swapped.
+# Write it with `ops.conv2d_forward` (a correlation) and NumPy slicing. The check compares it with central
+# differences of $\sum y\cdot\delta$ for a random $\delta$, and tells you if you forgot the flip.
+
+# %%
+# Exercise 01.conv_dx: the input gradient with the flipped kernel
+from minicnn import ops
+
+def conv_dx(dy, W):
+    """dy (N, F, oh, ow), W (F, C, kh, kw) -> dx (N, C, oh + kh - 1, ow + kw - 1), for stride 1 and no padding."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("01.conv_dx", conv_dx)
+
+# %% [markdown]
+# ### Exercise 3: AlexNet's conv1 before `summary`
+#
+# AlexNet's first layer takes a 227x227x3 image and applies 96 filters of 11x11 at stride 4 without padding. How
+# large is its output, and how many parameters (weights and biases) does it hold? Work it out on paper, then write
+# the general rule. The check tries AlexNet's, ZF's, VGG's and LeNet's first layers and one where the stride does
+# not divide. Then compare with what `summary` prints.
+
+# %%
+# Exercise 01.conv_numbers: a layer's output size and parameter count
+def conv_numbers(H, C, F, k, stride, pad):
+    """A square H x H input with C channels, F filters of k x k -> (output side, number of parameters)."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("01.conv_numbers", conv_numbers)
+
+# %%
+from minicnn import Conv2D, Sequential                  # what the library says about that layer
+
+Sequential([Conv2D(3, 96, 11, stride=4, name="conv1")]).summary((3, 227, 227));
+
+# %% [markdown]
+# ### Questions
+#
+# **Q1.** In section 2's table, the formulas agree with minicnn's backward to about $10^{-16}$ but with central
+# differences only to about $10^{-10}$. Why the difference, and why is $10^{-10}$ still convincing?
+#
+# <details><summary>Answer</summary>
+#
+# The correlation formulas and `conv2d_backward` compute the same sums in a different order, so they differ only by
+# float64 rounding ($\sim 10^{-16}$ relative). Central differences are an approximation: their truncation error is
+# $O(\varepsilon^2)$ (zero here, because a convolution is linear) and their rounding error is about
+# machine-epsilon $\times |f| / \varepsilon \approx 10^{-16}\cdot 10/10^{-6}$, i.e. $10^{-9}$–$10^{-10}$. A wrong
+# formula (a missing flip, a wrong offset) gives an error of order 1, nine orders of magnitude away.
+# </details>
+#
+# **Q2.** With a 3x3 kernel at stride 2, some pixels belong to one window, some to two, some to four (the right
+# panel of section 3). What does that mean for the input gradient, and for the checkerboard artefacts that strided
+# "transposed convolutions" are known for?
+#
+# <details><summary>Answer</summary>
+#
+# `col2im` adds one contribution per covering window, so even a constant `dy` gives an uneven `dx`: pixels on the
+# shared rows and columns receive two or four times as much as the others. A transposed convolution (used to
+# upsample in decoders and in the deconvnet) is exactly this backward pass, and when the kernel size is not a
+# multiple of the stride the uneven coverage shows as a checkerboard pattern.
+# </details>
+

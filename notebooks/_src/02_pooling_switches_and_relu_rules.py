@@ -247,3 +247,71 @@ for rule in ops.RELU_RULES:
 # first-layer filters, mixes signs.) Every projection stays inside the receptive field, and the op-by-op version
 # equals `net.backward` bit for bit: nothing in the visualization is a separate implementation. Next: notebook 03
 # (testing gradients).
+
+# %% [markdown]
+# ## Exercises
+#
+# Write each function; the cell after it checks it (✓, or ✗ with what is wrong) without stopping the notebook.
+# `show_solution("02.unpool")` prints a reference answer, for after an honest try.
+
+# %%
+from minicnn.exercises import check, show_solution
+
+# %% [markdown]
+# ### Exercise 1: the guided ReLU backward
+#
+# Section 3's table: backprop passes `dy` where the forward input `x > 0`, the deconvnet where `dy > 0`, guided
+# backpropagation where both hold. Write the guided rule without `ops.relu_backward`. Like every backward, it must
+# return a new array and leave `dy` as it was.
+
+# %%
+# Exercise 02.guided_relu: the guided ReLU backward
+def guided_relu_backward(dy, x):
+    """dy, x: arrays of one shape (x is the ReLU's forward input) -> dx, the same shape."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("02.guided_relu", guided_relu_backward)
+
+# %% [markdown]
+# ### Exercise 2: unpooling with switches
+#
+# Given the pooled values `y` (N, C, oh, ow) and the `switches` of the forward pass (window-local winner
+# `u * k + v`, section 1), place each value at its switch in an array of `x_shape`, zeros elsewhere. No padding;
+# `k x k` windows at stride `stride`. Careful with overlapping windows (3x3 at stride 2, as in AlexNet and ZF): the
+# check includes them.
+
+# %%
+# Exercise 02.unpool: unpooling with switches
+def unpool(y, switches, x_shape, k, stride):
+    """y (N, C, oh, ow), switches (N, C, oh, ow) int -> (N, C, H, W) with each y value at its switch."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("02.unpool", unpool)
+
+# %% [markdown]
+# ### Questions
+#
+# **Q1.** With 3x3 windows at stride 2, can one input pixel receive more than one value when unpooling? Can it with
+# 2x2 windows at stride 2?
+#
+# <details><summary>Answer</summary>
+#
+# With 3x3 at stride 2 neighbouring windows share a row or column of pixels, so a pixel that is the maximum of two
+# (or four) windows is the switch of each of them and receives the sum of their values. With 2x2 at stride 2 the
+# windows tile the image without overlap: every pixel belongs to exactly one window and receives at most one value.
+# </details>
+#
+# **Q2.** Section 4 found that a projection with `rule="deconvnet"` reaches more pixels than one with `"guided"`.
+# Must it always (same network, image and starting unit)? Argue from the two gates.
+#
+# <details><summary>Answer</summary>
+#
+# No. Both rules zero everything outside their gate, but after the first ReLU
+# the signals differ, so the next layer's `dy > 0` test is applied to different numbers, and a pixel reached under
+# one rule need not be reached under the other. What is true is local: at a single ReLU, for the same incoming
+# `dy`, the guided gate (`x > 0` and `dy > 0`) passes a subset of what the deconvnet gate (`dy > 0`) passes. The
+# larger counts in section 4 are a measurement, not a theorem; check such claims before you believe them.
+# </details>
+

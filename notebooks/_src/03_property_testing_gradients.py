@@ -332,3 +332,78 @@ plt.tight_layout(); plt.show()
 # $\delta$ and random parameters, on inputs without ties; measure the error relative to the size of the gradient;
 # then let hypothesis vary the configuration. Each of those choices caught a real bug above that the weaker
 # choice missed. The test suite (`tests/`) applies exactly this recipe to every op and layer.
+
+# %% [markdown]
+# ## Exercises
+#
+# Write each function; the cell after it checks it (✓, or ✗ with what is wrong) without stopping the notebook.
+# `show_solution("03.numerical_gradient")` prints a reference answer, for after an honest try.
+
+# %%
+from minicnn.exercises import check, show_solution
+
+# %% [markdown]
+# ### Exercise 1: a numerical gradient with central differences
+#
+# Write the tool this notebook is built on: the gradient of $s = \sum_k f()_k\,\delta_k$ with respect to every
+# entry of `x`, by central differences (section 1). `f` takes no arguments and reads `x`, so perturb `x` **in
+# place**, one entry at a time, and put each entry back. The check compares your result with the exact
+# vector-Jacobian products of softmax and LRN, to $10^{-8}$, and tells you if you used a one-sided difference.
+
+# %%
+# Exercise 03.numerical_gradient: a numerical gradient with central differences
+def numerical_gradient(f, x, dy, eps=1e-6):
+    """Gradient of sum(f() * dy) with respect to the float64 array x (which f reads); x is restored afterwards."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("03.numerical_gradient", numerical_gradient)
+
+# %% [markdown]
+# ### Exercise 2: find the planted bug
+#
+# The function below is meant to return the gradient of the mean cross-entropy
+# $L = -\frac1N\sum_n \log \mathrm{softmax}(z_n)_{y_n}$ with respect to the logits, $(p - \text{onehot}(y))/N$. It
+# runs, returns the right shape, and is wrong. Find the bug with a gradient check (your `numerical_gradient` from
+# exercise 1 on `ops.softmax_cross_entropy(logits, labels)[0]`, with `dy = 1.0`), then fix it in place.
+
+# %%
+# Exercise 03.planted_bug: find the planted bug
+def softmax_cross_entropy_backward(logits, labels):
+    """logits (N, K) float64, labels (N,) int -> dlogits (N, K), the gradient of the mean cross-entropy."""
+    N = logits.shape[0]
+    z = logits - logits.max(axis=1, keepdims=True)       # shift for stability: softmax is unchanged by it
+    p = np.exp(z)
+    p /= p.sum(axis=0, keepdims=True)
+    p[np.arange(N), labels] -= 1.0
+    return p / N
+
+# %%
+check("03.planted_bug", softmax_cross_entropy_backward)
+
+# %% [markdown]
+# ### Questions
+#
+# **Q1.** A student checks max-pool backward (2x2 windows, stride 2) on `x = np.ones((1, 1, 4, 4))` and a random
+# $\delta$, and gets a large relative error. Is the backward wrong?
+#
+# <details><summary>Answer</summary>
+#
+# Not necessarily: the check is. At a tie the maximum is not differentiable. Raising any one of the four equal
+# entries by $\varepsilon$ makes it the winner (slope 1), lowering it leaves another winner (slope 0), so the central
+# difference gives every entry of the window $\delta/2$, while the backward, by the convention "first maximum wins",
+# sends all of $\delta$ to the first entry and nothing to the others. Neither is "the" derivative, which does not
+# exist there. Test on inputs without ties (`distinct_values`, section 3), spaced much further apart than
+# $\varepsilon$.
+# </details>
+#
+# **Q2.** In section 1's plot, the float64 error *rises* again as $\varepsilon$ shrinks below about $10^{-5}$. Why,
+# and why does it rise on the right as well?
+#
+# <details><summary>Answer</summary>
+#
+# On the left, $s(x\pm\varepsilon e_i)$ are two nearly equal numbers, each known to about $u\,|s|$ ($u \approx
+# 10^{-16}$); their difference divided by $2\varepsilon$ carries an error of order $u|s|/\varepsilon$, which grows
+# as $\varepsilon$ shrinks. On the right the truncation error of the central difference, of order
+# $\varepsilon^2 |s'''|$, dominates. Their sum is smallest in between, near $u^{1/3} \approx 10^{-5}$.
+# </details>

@@ -284,7 +284,95 @@ print(f"unclipped runs at chance after {ZF_EPOCHS} epochs: seeds {dead}; clipped
 assert free_end.min() > 0.2 and clip_end.max() <= 0.1 * (1 + 1e-5)     # free filters grow far past the radius
 
 # %% [markdown]
+# ## 8. More augmentation: colour, rotation, scale; and ten-crop at test time
 #
+# Crops of ±1 pixel are the only augmentation used above. `minicnn.data` has three more, each a new array drawn
+# per image from a seeded generator: `colour_jitter` (per channel, a random gain and offset: contrast, brightness
+# and colour balance), `random_rotate` (an angle in $[-d, d]$ about the centre) and `random_zoom` (a scale factor in
+# a range, about the centre), the last two with bilinear sampling and the uncovered corners filled with 0, the mean
+# image once the mean is subtracted. They act on mean-subtracted images, so the photographs below are centred on
+# their own channel means first and the means added back for display. Rows: two digits of the training set and two
+# photographs that ship with the installed packages; columns: the image, then each augmentation alone (three
+# draws each), then all three together.
+
+# %%
+from minicnn.data import colour_jitter, random_rotate, random_zoom
+from minicnn.data._common import resize_images
+from minicnn.data.datasets import photo_sources
+
+
+def square_photo(raw, side=48):
+    """(H, W, 3) uint8 photograph -> (3, side, side) float32 in [0, 1]: the central square, resized."""
+    img = np.asarray(raw, dtype=np.float32)[..., :3] / 255.0
+    h, w = img.shape[:2]
+    s = min(h, w)
+    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s].transpose(2, 0, 1)[None]
+    return resize_images(np.ascontiguousarray(img), (side, side))[0]
+
+
+available = dict(photo_sources())
+photo_names = [n for n in ("chelsea", "coffee", "astronaut", "china") if n in available][:2]
+examples = [("digit", splits.train.x[i], splits.mean) for i in (0, 3)]
+examples += [(name, p - p.mean(axis=(1, 2), keepdims=True), p.mean(axis=(1, 2), keepdims=True))
+             for name, p in ((n, square_photo(available[n]())) for n in photo_names)]
+
+aug_rng = np.random.default_rng(0)
+columns = [("original", lambda b: b)]
+columns += [("colour jitter 0.4", lambda b: colour_jitter(b, 0.4, aug_rng))] * 3
+columns += [("rotation ±25°", lambda b: random_rotate(b, 25, aug_rng))] * 3
+columns += [("zoom 0.75-1.3", lambda b: random_zoom(b, (0.75, 1.3), aug_rng))] * 3
+columns += [("all three", lambda b: random_zoom(random_rotate(colour_jitter(b, 0.4, aug_rng), 25, aug_rng),
+                                                (0.75, 1.3), aug_rng))]
+fig, ax = plt.subplots(len(examples), len(columns), figsize=(1.15 * len(columns), 1.25 * len(examples)))
+for r, (name, x0, mean) in enumerate(examples):
+    for c, (title, fn) in enumerate(columns):
+        shown = np.clip(fn(x0[None].astype(np.float32))[0] + mean, 0, 1)
+        if shown.shape[0] == 1:
+            ax[r, c].imshow(shown[0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax[r, c].imshow(shown.transpose(1, 2, 0), interpolation="bilinear")
+        ax[r, c].set_xticks([]); ax[r, c].set_yticks([])
+        if r == 0:
+            ax[r, c].set_title(title, fontsize=7)
+    ax[r, 0].set_ylabel(name, fontsize=8)
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# Rotation and zoom keep the digit's identity at these ranges (a 6 rotated by 180° would be a 9, so the range must
+# stay well short of that), and colour jitter on a grey digit can only change its contrast and brightness; on the
+# photographs it also shifts the colour balance (the cat turns bluer or redder). Which augmentations keep a label
+# is a property of the data, not of the network: flips are off for digits for the same reason.
+#
+# **Ten-crop at test time.** ZF average the softmax over ten views of each test image: the four corner crops and
+# the centre crop, and their mirror images. `evaluate(net, data, ten_crop=True, crop_pad=p, hflip=...)` does this on
+# images padded by `p` pixels (here 1, the range of the training crops); `minicnn evaluate --ten-crop` calls the
+# same function. For digits the mirrored five are a mistake (the network never saw a mirrored digit), so we measure
+# both the five unmirrored views and all ten, for the two networks trained in section 3.
+
+# %%
+tta = {}
+for label, run in runs.items():
+    one = evaluate(run["net"], splits.test)
+    five = evaluate(run["net"], splits.test, ten_crop=True, crop_pad=1, hflip=False)
+    ten = evaluate(run["net"], splits.test, ten_crop=True, crop_pad=1, hflip=True)
+    tta[label] = (one, five, ten)
+    print(f"{label:<17} test top-1: one view {100 * one['top1']:.1f}%   5 crops {100 * five['top1']:.1f}%   "
+          f"10 crops (with mirrors) {100 * ten['top1']:.1f}%   (loss {one['loss']:.3f} / {five['loss']:.3f} / "
+          f"{ten['loss']:.3f})")
+assert all(r[0]["n"] == r[1]["n"] == len(splits.test) for r in tta.values())
+assert all(ten["top1"] < five["top1"] - 0.02 for _, five, ten in tta.values())   # mirrored digits cost accuracy
+
+# %% [markdown]
+# **What the numbers show.** Averaging the five unmirrored views moves top-1 by less than a point for both networks
+# (one or two of the 269 test images), and the test loss goes down for one network and up for the other: on this
+# small test set that is no measurable gain, which is what to expect when the views differ from the original by a
+# single pixel, the range the networks were already trained on. Adding the five mirrored views costs 5 to 10 points:
+# a mirrored 2 or 7 is not a digit the network has seen, and its confident wrong answers pull the average down.
+# Test-time averaging pays off when the views are ones the network was trained to handle and differ enough to give
+# independent opinions (ZF's crops of 224 out of 256 pixels, with flips, on ImageNet); it must use only the
+# transformations that keep the label. Zoom below 1 also shows the cost of the fill value: a border of the mean
+# image (brown around the cat) that real images never have.
+
 # %% [markdown]
 # **Summary.** Mean subtraction, SGD with momentum and weight decay, and crops train a ZF-shaped network on a CPU
 # in seconds. Feature-scale clipping keeps every conv filter's RMS at or below the radius: after the first step the
@@ -295,4 +383,72 @@ assert free_end.min() > 0.2 and clip_end.max() <= 0.1 * (1 + 1e-5)     # free fi
 # taking over; section 7 puts the runs in ZF's regime. (The two runs printed above also end at different test
 # accuracies, and the free network's larger
 # first-layer filters feed larger activations to the layers above; with one seed and a few epochs, which network
-# ends ahead is a hint, not a result.) Next: notebook 05 projects what the trained layers respond to.
+# ends ahead is a hint, not a result.) Section 8 adds colour, rotation and scale augmentation, and shows that
+# test-time averaging over crops gains nothing measurable here, and loses once mirrored digits are among the views.
+# Next: notebook 05 projects what the trained layers respond to.
+
+# %% [markdown]
+# ## Exercises
+#
+# Write each function; the cell after it checks it (✓, or ✗ with what is wrong) against `minicnn.optim` without
+# stopping the notebook. `show_solution("04.sgd_step")` prints a reference answer, for after an honest try.
+
+# %%
+from minicnn.exercises import check, show_solution
+
+# %% [markdown]
+# ### Exercise 1: one step of SGD with momentum and weight decay
+#
+# Section 2's update, for one parameter array: the velocity $v \leftarrow \mu v - \eta\,(g + \lambda W)$, then
+# $W \leftarrow W + v$. Return the new `W` and the new `v` without writing into `g`. The check runs three steps on
+# the weights and biases of a small network (biases with $\lambda = 0$, as in `SGD`) and compares with `SGD.step`.
+
+# %%
+# Exercise 04.sgd_step: SGD with momentum and weight decay
+def sgd_step(W, g, v, lr, momentum, weight_decay):
+    """Parameter W, its gradient g and velocity v (arrays of one shape) -> (new W, new v)."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("04.sgd_step", sgd_step)
+
+# %% [markdown]
+# ### Exercise 2: clipping to ZF's radius
+#
+# Rescale every filter `W[f]` of a conv weight array (F, C, kh, kw) whose RMS (over its channels and taps) exceeds
+# `radius` so that its RMS becomes exactly `radius`; leave the other filters bit for bit as they are. Return a new
+# array. The check compares with `optim.clip_filter_rms` and names the first filter you got wrong.
+
+# %%
+# Exercise 04.clip: ZF's feature-scale clipping
+def clip_filters(W, radius):
+    """W (F, C, kh, kw) -> a new array, each filter with RMS > radius rescaled to RMS = radius."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("04.clip", clip_filters)
+
+# %% [markdown]
+# ### Questions
+#
+# **Q1.** After clipping, a 5x5 single-channel filter has RMS 0.1. What is its Euclidean norm? And for a 7x7 filter
+# on 3 channels (ZF's conv1)? What does that say about comparing radii between layers?
+#
+# <details><summary>Answer</summary>
+#
+# The norm is $\sqrt{C k_h k_w}\cdot\mathrm{rms}$: $5 \times 0.1 = 0.5$ for the 5x5 filter, $\sqrt{147}\times 0.1
+# \approx 1.21$ for ZF's conv1. The RMS radius is a per-weight scale; the same radius allows a larger norm to a filter
+# with more inputs, which is why one radius can serve every layer.
+# </details>
+#
+# **Q2.** Section 8 averages the softmax over the views. Why average probabilities, not predicted labels, and why
+# not average the logits?
+#
+# <details><summary>Answer</summary>
+#
+# A majority vote of labels throws away how confident each view is (and ties are common with five views); the
+# probabilities keep it. Averaging logits is also used and usually gives almost the same ranking, but a logit's
+# scale is arbitrary (adding a constant to all of them changes nothing), so one view with very large logits can
+# dominate the sum; probabilities are on one scale, each view contributing a distribution that sums to one. ZF and
+# AlexNet average the softmax outputs.
+# </details>

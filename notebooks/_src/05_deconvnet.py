@@ -344,3 +344,82 @@ assert probe["relu7"][1] > probe["input"][1] + 0.05 and probe["pool2"][1] > prob
 # lower layers settle first. Section 6 contrasts the rules started from a class score; section 7 shows the class
 # becoming more linearly readable with depth.
 # Next: notebook 06 (occlusion, invariance, correspondence).
+
+# %% [markdown]
+# ## Exercises
+#
+# Write each function; the cell after it checks it (✓, or ✗ with what is wrong) without stopping the notebook.
+# `show_solution("05.receptive_field")` prints a reference answer, for after an honest try.
+
+# %%
+from minicnn.exercises import check, show_solution
+
+# %% [markdown]
+# ### Exercise 1: the receptive field of every layer
+#
+# A unit of layer $l$ sees $r_l$ input pixels along each axis, and neighbouring units of layer $l$ are $j_l$ input
+# pixels apart (the *jump*). Starting from the pixels ($r_0 = j_0 = 1$), a layer with a $k$-wide window at stride
+# $s$ gives $r_l = r_{l-1} + (k-1)\,j_{l-1}$ and $j_l = j_{l-1}\,s$: its $k$ taps sit $j_{l-1}$ pixels apart.
+# Padding moves the field but does not change its size. Write the recurrence for a list of `(kernel, stride)`
+# pairs; the check compares every layer of AlexNet's and ZF's stacks with what `Sequential.summary` computes (the
+# RF and jump columns, as in the summary of the shipped network below).
+
+# %%
+# Exercise 05.receptive_field: the receptive field of every layer
+def receptive_field(layers):
+    """layers: [(kernel, stride), ...] of every windowed layer, bottom to top -> [(rf, jump), ...], one per layer."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("05.receptive_field", receptive_field)
+
+# %%
+net.summary(splits.input_shape);
+
+# %% [markdown]
+# ### Exercise 2: project a feature map with the deconvnet rule, by hand
+#
+# The network for this exercise is small: `conv1 → relu1 → pool1 → lrn1 → conv2 → relu2`. Run
+# `net.forward(image)`, keep the whole feature map `f` of relu2's output (its activations), set the other maps to
+# zero, and take that signal down to the pixels the deconvnet's way, one op at a time: rectify, transposed filters,
+# (LRN: see section 3), unpool with the switches, rectify, transposed filters. After the forward pass every layer
+# holds what its backward needs in `net[name].cache`; the ops are `ops.relu_backward`, `ops.conv2d_backward` (with
+# `param_grads=False`) and `ops.unpool2d`. The check compares with `net.backward(..., rule="deconvnet")` and says
+# which rule you used if it is another one.
+
+# %%
+# Exercise 05.project_map: project one feature map with the deconvnet rule, by hand
+from minicnn import ops
+
+def project_map(net, image, f):
+    """net: conv1, relu1, pool1, lrn1, conv2, relu2 (float64); image (1, C, H, W) -> projection (1, C, H, W)."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("05.project_map", project_map)
+
+# %% [markdown]
+# ### Questions
+#
+# **Q1.** In section 4, the nine layer-1 (pool1) projections of one map look the same for every image, apart from
+# where they sit and how bright they are. Why, from the three steps of the projection?
+#
+# <details><summary>Answer</summary>
+#
+# One pool1 activation is sent down. Unpooling puts it at its switch: a single relu1 pixel. Rectification keeps it
+# (it is an activation, so positive). The transposed conv1 filter then stamps filter $W_f$ around that pixel, scaled
+# by the activation. The result is always the conv1 filter itself, only moved and scaled: a layer-1 projection
+# shows the filter, not the image (ZF's layer-1 panels are filters for that reason).
+# </details>
+#
+# **Q2.** By your `receptive_field`, a pool5 unit of ZF's stack sees a 171x171 window of the 224x224 input. Does
+# it weigh all of those pixels alike? And how does the classifier come to see the whole image?
+#
+# <details><summary>Answer</summary>
+#
+# The receptive field is the set of pixels that *can* influence the unit, not how strongly. Pixels near its centre
+# reach it through many more paths (every overlapping window on the way up) than pixels near its border, so the
+# influence is concentrated in the middle and falls off towards the edge. The classifier sees everything because
+# fc6 is connected to all 6x6 pool5 units, whose fields overlap and together cover the image (at a jump of 32
+# pixels).
+# </details>

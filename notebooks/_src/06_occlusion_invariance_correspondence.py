@@ -285,3 +285,75 @@ print(f"notebook ran in {time.perf_counter() - T0:.1f} s")
 # enlargement but not rotation; the correspondence protocol runs end to end on aligned faces, but a network this
 # small, trained on 140 images, gives no clear part-versus-random difference. All three are forward passes of
 # `minicnn`'s own network, plus one deconvnet projection for panel (c).
+
+# %% [markdown]
+# ## Exercises
+#
+# Write the function; the cell after it checks it (✓, or ✗ with what is wrong) without stopping the notebook.
+# `show_solution("06.occlusion")` prints a reference answer, for after an honest try.
+
+# %%
+from minicnn.exercises import check, show_solution
+
+# %% [markdown]
+# ### Exercise 1: an occlusion map loop
+#
+# Write panel (d) of section 2 yourself: for every centre $(c_y, c_x)$ on the grid $0, s, 2s, \dots$ (below $H$,
+# and below $W$), paint a `size` x `size` square of zeros (the mean, on mean-subtracted data) spanning rows
+# $c_y - \lfloor size/2\rfloor$ to $c_y - \lfloor size/2\rfloor + size$ and the same columns, clipped to the image,
+# into a **copy** of the image, and record the probability of class `label`. `predict_proba` takes a batch
+# (N, C, H, W) and returns (N, classes) probabilities. The check runs your loop on a small network and compares it
+# with `minicnn.visualize.occlusion`.
+
+# %%
+# Exercise 06.occlusion: an occlusion map loop
+def occlusion_map(predict_proba, image, label, size, stride):
+    """image (C, H, W) -> (gh, gw) probabilities of `label`, gh = ceil(H / stride), gw = ceil(W / stride)."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("06.occlusion", occlusion_map)
+
+# %% [markdown]
+# ### Exercise 2: ZF's sign-change score for one part
+#
+# Section 4's table, one cell of it. `codes` holds one layer's outputs for $N$ aligned images, flattened to
+# (N, D); `occluded_codes` the same after the same part was painted over in every image. With
+# $\varepsilon_i$ = occluded minus original for image $i$, compare the *signs* of the changes ($-1$, $0$ or $+1$;
+# an output that did not change, common after a ReLU, has sign 0) between every pair $i < j$: the fraction of the
+# $D$ outputs whose signs differ. Return the mean of that fraction over the pairs (minicnn's normalisation of ZF's
+# Hamming-distance sum, so that layers of different sizes compare). The check runs a small network through
+# `visualize.correspondence`.
+
+# %%
+# Exercise 06.sign_change: ZF's sign-change score for one occluded part
+def sign_change(codes, occluded_codes):
+    """codes, occluded_codes: (N, D) float arrays -> mean over pairs i < j of the fraction of differing signs."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("06.sign_change", sign_change)
+
+# %% [markdown]
+# ### Questions
+#
+# **Q1.** Two occlusion maps are drawn with automatic colour limits. One spans probabilities 0.02-0.99, the other
+# 0.996-0.998. They look equally dramatic. What went wrong, and what would you change?
+#
+# <details><summary>Answer</summary>
+#
+# Automatic limits stretch whatever range a panel has over the full colour map, so a change of 0.002 looks as large
+# as a change of 0.97. The second network does not care where the square is: it is sure of its answer everywhere.
+# Draw every panel on the fixed scale [0, 1] (as section 2 does), or print the range beside each panel.
+# </details>
+#
+# **Q2.** The square is painted with 0, the dataset mean. Why not black, and what could go wrong with any fixed fill?
+#
+# <details><summary>Answer</summary>
+#
+# Black (the lowest pixel value) is itself a strong, unusual pattern with sharp edges, and a network may respond to
+# the square rather than to what it hides. The mean is the least informative value a pixel can take on average,
+# but the square's edges are still new to the network. So a fall in probability means "this region, or the
+# artefact of covering it, matters"; comparing two fills (the mean and, say, a blurred copy of the image) is a
+# cheap check that the answer does not depend on the choice.
+# </details>

@@ -252,3 +252,77 @@ print(f"notebook ran in {time.perf_counter() - T0:.1f} s")
 # float32 rounding, and the table shows what it buys at this size. If the first output above says "NO GPU", this
 # copy was executed on a machine **without** a GPU: everything ran on the CPU, and the GPU column reads
 # "n/a — no GPU". Run it on a machine with CuPy and a CUDA device to fill it in.
+
+# %% [markdown]
+# ## Exercises
+#
+# Both exercises run on any machine: their checks use NumPy, and where a GPU is usable the first is also checked
+# on it. Write each function; the cell after it checks it (✓, or ✗ with what is wrong) without stopping the
+# notebook. `show_solution("07.col2im_kernel")` prints a reference answer, for after an honest try.
+
+# %%
+from minicnn.exercises import check, show_solution
+
+# %% [markdown]
+# ### Exercise 1: a forward pass on a device, and back
+#
+# Run `net` on `x` on `device` ("cpu" or "gpu") and return the output as a NumPy array, leaving the network on the
+# CPU afterwards (also if the forward pass fails). Section 1 has the tools: `net.to(device)`,
+# `backend.to_device(x, device)`, `backend.to_numpy(y)`. On a machine without a GPU, asking for "gpu" must raise the
+# `RuntimeError` that says why, not quietly run on the CPU: the check tests that too.
+
+# %%
+# Exercise 07.predict_on: a forward pass on a device, and back
+from minicnn import backend
+
+def predict_on(net, x, device):
+    """net: a Sequential on the CPU; x: NumPy (N, C, H, W) -> NumPy output of net.forward, computed on `device`."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("07.predict_on", predict_on)
+
+# %% [markdown]
+# ### Exercise 2: col2im as a GPU kernel would compute it
+#
+# `minicnn/kernels/im2col.cu` computes `col2im` with one thread per pixel of `dx`; each thread *gathers* every
+# column entry that `im2col` copied from its pixel and writes only its own element, so no two threads write the
+# same place (no atomic additions, and the result does not depend on thread order). Write that kernel's body in
+# Python: one loop `for i in range(N * C * H * W)` over the flat index of `dx`, recovering `(n, c, y, x)` from `i`,
+# and for every tap `(ky, kx)` whose window `(oy, ox)` covers the pixel (in padded coordinates
+# `oy * sy + ky == y + ph`, with `0 <= oy < oh`; the same along x), add `cols[((c*kh + ky)*kw + kx) * (N*oh*ow) +
+# (n*oh + oy)*ow + ox]`. The arrays are flat, as a kernel sees them. (Read the .cu file after you try.)
+
+# %%
+# Exercise 07.col2im_kernel: col2im as a gather kernel
+def col2im_kernel(cols, dx, N, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow):
+    """cols: flat (C*kh*kw * N*oh*ow,) input; dx: flat (N*C*H*W,) output, written in place. Returns nothing."""
+    raise NotImplementedError("your code here")
+
+# %%
+check("07.col2im_kernel", col2im_kernel)
+
+# %% [markdown]
+# ### Questions
+#
+# **Q1.** The im2col kernel gathers too, but for it that is the natural choice. Why is a *scatter* col2im (one thread
+# per column entry, adding into `dx`) a problem on a GPU, and what does it cost to avoid it by gathering?
+#
+# <details><summary>Answer</summary>
+#
+# Where windows overlap, several column entries belong to one pixel, so scatter threads would add into the same
+# `dx` element at the same time. Plain `+=` then loses updates (a race); atomic additions fix that but serialise
+# the colliding threads and, in floating point, make the result depend on the order in which they happen to run, so
+# two runs can differ in the last bits. Gathering makes each thread do a little index arithmetic to find its
+# contributors (and skip the taps that do not land on it), in exchange for exact, repeatable results.
+# </details>
+#
+# **Q2.** In section 4's table, which workloads would you expect a GPU to speed up least at this size, and why?
+#
+# <details><summary>Answer</summary>
+#
+# The smallest ones: a conv layer on a batch of 16x16 images has too little work per call to fill thousands of GPU
+# threads, and each call pays a fixed cost (kernel launches, and copies between host and device if the data are not
+# already there). A training epoch of this small network is many such small calls. Speed-ups grow with the batch,
+# the image size and the width of the layers (try a larger `MINICNN_NB_SCALE`).
+# </details>
