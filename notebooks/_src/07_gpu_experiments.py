@@ -285,7 +285,7 @@ check("07.predict_on", predict_on)
 # %% [markdown]
 # ### Exercise 2: col2im as a GPU kernel would compute it
 #
-# `minicnn/kernels/im2col.cu` computes `col2im` with one thread per pixel of `dx`; each thread *gathers* every
+# `kernels/im2col.cu` computes `col2im` with one thread per pixel of `dx`; each thread *gathers* every
 # column entry that `im2col` copied from its pixel and writes only its own element, so no two threads write the
 # same place (no atomic additions, and the result does not depend on thread order). Write that kernel's body in
 # Python: one loop `for i in range(N * C * H * W)` over the flat index of `dx`, recovering `(n, c, y, x)` from `i`,
