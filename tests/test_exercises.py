@@ -88,3 +88,14 @@ def test_check_says_when_the_checker_itself_chokes_on_an_answer():
         assert "probe raised ZeroDivisionError" in crash.message, crash
     finally:
         del ex._REGISTRY["99.probe"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_has_checked_exercises_and_a_question(path):
+    """Issue 18: each notebook ends with at least two checked exercises and an inline question whose answer is in
+    a collapsed cell, so every notebook can be worked through, not only read."""
+    checked = [name for name, (notebook, _, _) in STUBS.items() if notebook == path.name]
+    assert len(checked) >= 2, f"{path.name}: {len(checked)} checked exercises ({checked}); at least two expected"
+    cells = nbformat.read(path, as_version=4).cells
+    answers = [c for c in cells if c.cell_type == "markdown" and "<details>" in c.source]
+    assert answers, f"{path.name}: no inline question with a collapsed <details> answer"
