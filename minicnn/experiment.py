@@ -227,6 +227,13 @@ def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", pr
                   f"with the options in {os.path.join(out, 'run.json')}", flush=True)
     elif resume:
         trainer.resume()
+        # The checkpoint restores the optimiser's frozen layers and multipliers; ones given now win (a second stage
+        # of fine-tuning: resume with fewer layers frozen).
+        if given.get("freeze") is not None:
+            optimizer.unfreeze()
+            optimizer.freeze(*o["freeze"])
+        if given.get("lr_mult") is not None:
+            optimizer.lr_mult = dict(o["lr_mult"])
         if o["schedule"] == "step" and trainer.epoch > 0:
             # the checkpoint holds the rate of the old schedule; a step schedule is a function of the epoch, so
             # re-derive it (the same rate unless step_size was changed on resuming)

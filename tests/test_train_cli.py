@@ -89,4 +89,11 @@ def test_fine_tune_from_a_run_with_frozen_layers_and_lr_mult(tmp_path, capsys):
     assert main(["train", "--out", str(tuned), "--resume", "--epochs", "2", "--no-progress"]) == 0
     resumed = load_checkpoint(tuned / "checkpoint.npz")
     np.testing.assert_array_equal(resumed.params["conv1.W"], before["conv1.W"])
-    assert resumed.epoch == 2
+    assert resumed.epoch == 2 and resumed.meta["optimizer"]["frozen"] == ["conv1", "conv2"]
+    # a second stage: resume with fewer frozen layers; the options given now win over the checkpoint's
+    assert main(["train", "--out", str(tuned), "--resume", "--epochs", "3", "--no-progress", "--freeze", "conv1",
+                 "--lr-mult", "fc8=2"]) == 0
+    third = load_checkpoint(tuned / "checkpoint.npz")
+    assert third.meta["optimizer"]["frozen"] == ["conv1"] and third.meta["optimizer"]["lr_mult"] == {"fc8": 2.0}
+    np.testing.assert_array_equal(third.params["conv1.W"], before["conv1.W"])
+    assert not np.array_equal(third.params["conv2.W"], before["conv2.W"])

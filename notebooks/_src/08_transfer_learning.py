@@ -51,7 +51,7 @@ from sklearn.datasets import load_digits
 import minicnn
 from minicnn.data._common import resize_images
 from minicnn.exercises import check
-from minicnn.layers import Conv2D, Flatten, Linear, ReLU
+from minicnn.layers import Conv2D, Flatten, Linear
 from minicnn.models import build, zfnet_small
 from minicnn.net import Sequential
 from minicnn.ops import softmax_cross_entropy
