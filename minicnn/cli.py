@@ -42,6 +42,31 @@ def _positive_int(text):
     return value
 
 
+def _layer_names(text):
+    """argparse type: comma-separated layer names (``--freeze conv1,conv2``)."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer names (e.g. conv1,conv2), got {text!r}")
+    return names
+
+
+def _layer_factors(text):
+    """argparse type: ``fc8=10,fc7=2`` -> {"fc8": 10.0, "fc7": 2.0}, every factor a finite number > 0."""
+    import math
+    factors = {}
+    for part in text.split(","):
+        name, eq, value = part.partition("=")
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = math.nan
+        if not eq or not name.strip() or not (math.isfinite(factor) and factor > 0):
+            raise argparse.ArgumentTypeError(f"expected LAYER=FACTOR pairs with factors > 0 (e.g. fc8=10,fc7=2), "
+                                             f"got {text!r}")
+        factors[name.strip()] = factor
+    return factors
+
+
 def _sections(text):
     known = ("conv", "pool", "lrn", "train", "memory")
     unknown = sorted(set(text.split(",")) - set(known))
@@ -109,7 +134,10 @@ def _cmd_train(args):
     options = {k: getattr(args, k) for k in ("model", "data", "epochs", "lr", "momentum", "weight_decay", "batch_size",
                                              "image_size", "seed", "clip_radius", "schedule", "patience", "step_size",
                                              "crop_pad", "width", "dropout", "n_samples", "root", "val_fraction",
-                                             "test_fraction", "colour_jitter", "rotate", "zoom")}
+                                             "test_fraction", "colour_jitter", "rotate", "zoom", "freeze",
+                                             "init_from")}
+    if args.lr_mult:
+        options["lr_mult"] = {name: f for given in args.lr_mult for name, f in given.items()}
     if args.no_hflip:
         options["hflip"] = False
     out = args.out or f"runs/{args.data or 'shapes'}-{args.model or 'zfnet_small'}"
@@ -220,6 +248,13 @@ def _add_train_parser(sub):
     p.add_argument("--root", default=None, help="folder with local files (mnist, fashion-mnist, cifar10, folder)")
     p.add_argument("--val-fraction", type=float, default=None)
     p.add_argument("--test-fraction", type=float, default=None)
+    p.add_argument("--freeze", type=_layer_names, default=None, metavar="LAYERS",
+                   help="fine-tuning: comma-separated layers that do not learn (e.g. conv1,conv2,conv3)")
+    p.add_argument("--lr-mult", type=_layer_factors, action="append", default=None, metavar="LAYER=F",
+                   help="fine-tuning: this layer learns at lr * F (e.g. fc8=10; comma-separate or repeat)")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="fine-tuning: start from a run directory, checkpoint or shipped network (fashion, photos); "
+                        "layers of the same name and shape are copied, the rest start fresh")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.npz with the options saved in the run")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in OUT (refused without it)")
     p.add_argument("--ten-crop", action="store_true", help="also report ZF ten-crop test accuracy at the end")

@@ -12,7 +12,7 @@ import time
 
 from .train import BEST, CHECKPOINT, Trainer, _atomic_write_text, check_run_dir, evaluate, load_run
 
-__all__ = ["DEFAULTS", "train_run", "evaluate_run"]
+__all__ = ["DEFAULTS", "train_run", "evaluate_run", "init_from"]
 
 # Every option of a run, with its default. ZF's optimiser (momentum 0.9, weight decay, filter-RMS clipping at
 # 0.1) with a recipe for a few thousand small images on a CPU: batch 32 at lr 0.02 (ZF: 128 at 0.01; smaller
@@ -21,7 +21,8 @@ __all__ = ["DEFAULTS", "train_run", "evaluate_run"]
 DEFAULTS = dict(model="zfnet_small", data="shapes", epochs=15, lr=2e-2, momentum=0.9, weight_decay=5e-4,
                 batch_size=32, image_size=None, seed=0, clip_radius=0.1, schedule="step", patience=2,
                 step_size=None, crop_pad=2, hflip=None, width=None, dropout=None, n_samples=None, root=None,
-                val_fraction=0.15, test_fraction=0.15, colour_jitter=0.0, rotate=0.0, zoom=0.0)
+                val_fraction=0.15, test_fraction=0.15, colour_jitter=0.0, rotate=0.0, zoom=0.0, freeze=None,
+                lr_mult=None, init_from=None)
 
 _DATA_KEYS = ("image_size", "seed", "val_fraction", "test_fraction", "n_samples", "root")
 
@@ -101,6 +102,7 @@ def _check_options(o):
     v = o["rotate"]                         # the largest angle in degrees; 180 included
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not 0 <= v <= 180:
         raise ValueError(f"train_run: rotate must be a finite number of degrees in [0, 180], got {v!r}")
+    _check_fine_tuning(o)
     if o["schedule"] not in ("plateau", "step", "constant"):
         raise ValueError(f"train_run: schedule must be 'plateau', 'step' or 'constant', got {o['schedule']!r}")
     for key in ("model", "data"):
@@ -111,16 +113,73 @@ def _check_options(o):
         raise ValueError(f"train_run: unknown model {o['model']!r}; available: {', '.join(MODELS)}")
 
 
+def _check_fine_tuning(o):
+    """freeze: layer names (a list, or one comma-separated string); lr_mult: {layer name: factor > 0}; init_from: a
+    path or a shipped network's name. Their layer names are checked against the network by ``SGD``."""
+    import math
+    import numbers
+    freeze = o["freeze"]
+    if isinstance(freeze, str):
+        freeze = [name.strip() for name in freeze.split(",")]
+    if freeze is not None:
+        if not isinstance(freeze, (list, tuple)) or not all(isinstance(n, str) and n for n in freeze):
+            raise ValueError(f"train_run: freeze must be a list of layer names (e.g. ['conv1', 'conv2']), got {freeze!r}")
+        o["freeze"] = list(freeze) or None
+    mults = o["lr_mult"]
+    if mults is not None:
+        if not isinstance(mults, dict):
+            raise ValueError(f"train_run: lr_mult must be a dict {{layer name: factor}}, got {mults!r}")
+        for name, value in mults.items():
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+            if not isinstance(name, str) or not ok:
+                raise ValueError(f"train_run: lr_mult for layer {name!r} must be a finite number > 0 (freeze a layer to "
+                                 f"stop it learning), got {value!r}")
+        o["lr_mult"] = {name: float(value) for name, value in mults.items()} or None
+    if o["init_from"] is not None and not isinstance(o["init_from"], str):
+        raise ValueError(f"train_run: init_from must be a run directory, a checkpoint file or a shipped network's "
+                         f"name, got {o['init_from']!r}")
+
+
+def init_from(net, source, verbose=True):
+    """Copy into ``net`` every parameter and buffer of ``source`` that has the same name and shape (fine-tuning: the
+    layers of a trained network that fit, e.g. conv1..fc7; the rest, e.g. an fc8 with another number of classes,
+    keeps its fresh initialisation). source: a run directory, a checkpoint file, or a shipped network's name
+    ("fashion", "photos"). Returns (copied keys, keys left fresh). Nothing that fits: a ValueError naming both."""
+    from . import pretrained
+    from .train import load_run
+    path = source
+    if not os.path.exists(source):
+        if source in pretrained.ALIASES or source in pretrained.NAMES:
+            path = pretrained.package_file(pretrained.NAMES[pretrained.canonical_name(source)][0])
+        else:
+            raise FileNotFoundError(f"init_from: {source!r} is neither a run directory, a checkpoint file nor a shipped "
+                                    f"network ({', '.join(pretrained.ALIASES)})")
+    theirs = load_run(path, which="best", load_data=False).net.state_dict()
+    ours = net.state_dict()
+    fits = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    fresh = sorted(set(ours) - set(fits))
+    if not any(not k.endswith(("running_mean", "running_var")) for k in fits):
+        raise ValueError(f"init_from: no parameter of {source} fits this network (same layer name and shape); its "
+                         f"parameters: {', '.join(f'{k} {tuple(v.shape)}' for k, v in list(theirs.items())[:4])}...; "
+                         f"this network's: {', '.join(f'{k} {tuple(v.shape)}' for k, v in list(ours.items())[:4])}...")
+    ours.update(fits)
+    net.load_state_dict(ours)
+    if verbose:
+        layers = sorted({k.rsplit(".", 1)[0] for k in fits}, key=net.names.index)
+        kept = sorted({k.rsplit(".", 1)[0] for k in fresh}, key=net.names.index)
+        print(f"initialised {', '.join(layers)} from {source}" + (f"; {', '.join(kept)} start fresh (not in it, or "
+              f"another shape)" if kept else ""), flush=True)
+    return sorted(fits), fresh
+
+
 def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", progress=None, verbose=True,
               callbacks=(), ten_crop=False, **given):
     """Train a zoo model on a dataset into the run directory ``out``; return the results dict.
 
     Options (see ``DEFAULTS``): model, data, epochs, lr, momentum, weight_decay, batch_size, image_size, seed,
     clip_radius (0 or None: no clipping), schedule ("plateau" | "step" | "constant"), patience, step_size
-    (default: two thirds of the epochs), crop_pad (random-crop padding, 0: none), hflip (None: as the dataset allows),
-    colour_jitter (strength in [0, 1)), rotate (largest angle in degrees, [0, 180]), zoom (scales drawn in
-    [1 - zoom, 1 + zoom], zoom in [0, 1)) -- all three 0, off, by default --, width and dropout (zfnet_small),
-    n_samples, root, val_fraction, test_fraction.
+                val_fraction=0.15, test_fraction=0.15, colour_jitter=0.0, rotate=0.0, zoom=0.0, freeze=None,
+                lr_mult=None, init_from=None)
     resume: continue from ``out/checkpoint.npz`` with the options saved in ``out/run.json`` (explicit options win);
     a run stopped before its first epoch finished (run.json, no checkpoint) starts again from epoch 1.
     overwrite: replace the run already in ``out``. Without ``resume`` or ``overwrite``, a directory that already
@@ -147,7 +206,9 @@ def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", pr
     net = build(o["model"], num_classes=splits.num_classes, input_shape=tuple(splits.input_shape), seed=o["seed"],
                 **model_kwargs)
     optimizer = SGD(net, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"],
-                    clip_radius=o["clip_radius"] or None)
+                    clip_radius=o["clip_radius"] or None, freeze=o["freeze"] or (), lr_mult=o["lr_mult"])
+    if o["init_from"] is not None and (restart or not resume):     # resuming loads the run's own weights
+        init_from(net, o["init_from"], verbose=verbose)
     if o["schedule"] == "step":
         schedule = make_schedule("step", optimizer, step_size=o["step_size"] or max(1, round(2 * o["epochs"] / 3)))
     elif o["schedule"] == "plateau":
@@ -168,6 +229,13 @@ def train_run(out="runs/run", *, resume=False, overwrite=False, device="cpu", pr
                   f"with the options in {os.path.join(out, 'run.json')}", flush=True)
     elif resume:
         trainer.resume()
+        # The checkpoint restores the optimiser's frozen layers and multipliers; ones given now win (a second stage
+        # of fine-tuning: resume with fewer layers frozen).
+        if given.get("freeze") is not None:
+            optimizer.unfreeze()
+            optimizer.freeze(*o["freeze"])
+        if given.get("lr_mult") is not None:
+            optimizer.lr_mult = dict(o["lr_mult"])
         if o["schedule"] == "step" and trainer.epoch > 0:
             # the checkpoint holds the rate of the old schedule; a step schedule is a function of the epoch, so
             # re-derive it (the same rate unless step_size was changed on resuming)

@@ -80,6 +80,9 @@ class Layer:
         self.buffers: dict = {}     # state that is saved but not trained (batch-norm running statistics)
         self.cache = None
         self.config: dict = {}
+        # False for a frozen layer (``SGD.freeze`` sets it): ``Sequential.backward`` then asks it for no parameter
+        # gradients, so fine-tuning pays nothing for the layers it keeps fixed.
+        self.trainable = True
 
     # --- shape inference and geometry ---------------------------------------------------------
     def output_shape(self, input_shape):

@@ -100,18 +100,28 @@ class Sequential:
     def backward(self, dy, rule="backprop", param_grads=True, start=None, passthrough=(), input_grad=True):
         """Backpropagate ``dy`` (the gradient of the output of ``start``, default the last layer) to the input.
 
-        rule: ReLU rule, "backprop" | "deconvnet" | "guided". param_grads: fill each layer's ``grads``.
+        rule: ReLU rule, "backprop" | "deconvnet" | "guided". param_grads: fill each layer's ``grads`` (a layer whose
+        ``trainable`` is False, i.e. frozen by the optimiser, computes none and keeps its old ``grads``).
         passthrough: layer types (classes) treated as the identity. input_grad=False skips the first layer's
-        input gradient (training never needs it) and returns None.
+        input gradient (training never needs it) and returns None; the pass then also stops at the lowest layer
+        that learns, since nothing below it needs a gradient (fine-tuning the top of a frozen network is cheap).
         Returns dx with the shape of the network input.
         """
         check_rule(rule, f"{self.name}.backward")
         first = self.index(start) if start is not None else len(self.layers) - 1
-        for i in range(first, -1, -1):
+        last = 0
+        if not input_grad:
+            learning = [i for i in range(first + 1) if param_grads and self.layers[i].params
+                        and self.layers[i].trainable]
+            if not learning:
+                return None
+            last = learning[0]
+        for i in range(first, last - 1, -1):
             layer = self.layers[i]
             if passthrough and isinstance(layer, tuple(passthrough)):
                 continue
-            dy = layer.backward(dy, rule=rule, param_grads=param_grads, need_dx=input_grad or i > 0)
+            dy = layer.backward(dy, rule=rule, param_grads=param_grads and layer.trainable,
+                                need_dx=input_grad or i > last)
         return dy
 
     # --- parameters ------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ keeps a few first-layer filters from dominating.
 Fine-tuning (transfer learning, ZF section 5.2) needs two more knobs, both keyed by layer name:
 
     freeze=["conv1", "conv2"]     these layers are not updated at all: no gradient step, no weight decay, no
-                                  momentum, no filter clipping; their parameters stay bit for bit as they are
+                                  momentum, no filter clipping; their parameters stay bit for bit as they are.
+                                  The optimiser marks them (``layer.trainable = False``), so the backward pass
+                                  computes no gradients for their parameters, and, below the lowest layer that
+                                  learns, no backward at all
     lr_mult={"fc8": 10.0}         this layer learns with lr * 10 (a schedule that changes ``lr`` scales every layer)
     decay_mult={"fc8": 0.0}       this layer's weight decay is weight_decay * 0 (Caffe's lr_mult / decay_mult)
 
@@ -131,6 +134,7 @@ class SGD:
         self.lr_mult = self._check_mults(lr_mult, "lr_mult")
         self.decay_mult = self._check_mults(decay_mult, "decay_mult")
         self.freeze(*self._check_names(freeze, "freeze"))
+        self._mark_frozen_layers()
 
     # --- per-layer settings -----------------------------------------------------------------------------------
     def _check_names(self, names, what):
@@ -176,11 +180,20 @@ class SGD:
             self.frozen.add(name)
             for key in [k for k in self.velocity if k.rsplit(".", 1)[0] == name]:
                 del self.velocity[key]
+        self._mark_frozen_layers()
 
     def unfreeze(self, *names):
         """Let the named layers learn again (no names: every layer)."""
         names = self._check_names(names, "unfreeze") if names else list(self.frozen)
         self.frozen.difference_update(names)
+        self._mark_frozen_layers()
+
+    def _mark_frozen_layers(self):
+        """Tell every layer whether it learns (``layer.trainable``), so that the backward pass computes no parameter
+        gradients for a frozen one: they would only be thrown away."""
+        for layer in self.net.layers:
+            if layer.params:
+                layer.trainable = layer.name not in self.frozen
 
     def _layer_settings_from(self, hp):
         """(lr_mult, decay_mult, frozen) from saved hyperparameters, each checked against the network; a state
@@ -274,6 +287,7 @@ class SGD:
                          for key, v in velocity.items()}
         (self.lr, self.momentum, self.weight_decay, self.clip_radius, self.decay_biases, self.steps) = settings
         self.lr_mult, self.decay_mult, self.frozen = layer_settings
+        self._mark_frozen_layers()
 
     def __repr__(self):
         return (f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay}, "

@@ -186,3 +186,68 @@ def test_resumed_fine_tuning_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(resumed.net.named_params()[key], value, err_msg=key)
     np.testing.assert_array_equal(full.net.named_params()["conv1.W"], start)
     assert not np.array_equal(full.net.named_params()["fc.W"], small_net().named_params()["fc.W"])
+
+
+# --- frozen layers skip their parameter gradients ----------------------------------------------------------------
+
+def _count_param_grad_calls(net):
+    """Wrap every layer's backward; return {layer name: [param_grads flags it was called with]}."""
+    calls = {layer.name: [] for layer in net.layers}
+    for layer in net.layers:
+        original = layer.backward
+
+        def wrapped(dy, rule="backprop", param_grads=True, need_dx=True, _name=layer.name, _original=original):
+            calls[_name].append((param_grads, need_dx))
+            return _original(dy, rule=rule, param_grads=param_grads, need_dx=need_dx)
+        layer.backward = wrapped
+    return calls
+
+
+def _forward_backward(net, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 2, 4, 4)).astype(np.float32)
+    y = net.forward(x, train=True)
+    net.backward(rng.standard_normal(y.shape).astype(np.float32), input_grad=False)
+
+
+def test_frozen_layers_compute_no_parameter_gradients():
+    net = small_net()
+    opt = SGD(net, lr=0.1, freeze=["conv2"])
+    sentinel = {k: np.full_like(v, 7.0) for k, v in net["conv2"].grads.items()}
+    net["conv2"].grads.update({k: v.copy() for k, v in sentinel.items()})
+    calls = _count_param_grad_calls(net)
+    _forward_backward(net)
+    assert calls["conv2"] == [(False, True)]          # still passes dx down to conv1, which learns
+    assert calls["conv1"] == [(True, False)] and calls["fc"] == [(True, True)]
+    for key, value in sentinel.items():                # untouched: no dW/db was computed for it
+        np.testing.assert_array_equal(net["conv2"].grads[key], value)
+    opt.unfreeze("conv2")
+    calls = _count_param_grad_calls(net)
+    _forward_backward(net)
+    assert calls["conv2"] == [(True, True)]
+    assert not np.array_equal(net["conv2"].grads["W"], sentinel["W"])
+
+
+def test_backward_stops_below_the_lowest_layer_that_learns():
+    """With conv1 and conv2 frozen and no input gradient wanted, nothing below fc needs a gradient at all."""
+    net = small_net()
+    SGD(net, lr=0.1, freeze=["conv1", "conv2"])
+    calls = _count_param_grad_calls(net)
+    _forward_backward(net)
+    assert calls["fc"] == [(True, False)]
+    assert calls["conv2"] == calls["relu1"] == calls["conv1"] == calls["flat"] == []
+    # an input gradient (saliency, deconvnet) still goes all the way down, frozen or not
+    calls = _count_param_grad_calls(net)
+    y = net.forward(np.ones((1, 2, 4, 4), np.float32))
+    dx = net.backward(np.ones_like(y), param_grads=False)
+    assert dx.shape == (1, 2, 4, 4) and calls["conv1"] == [(False, True)]
+
+
+def test_freeze_flag_follows_the_optimizer_state():
+    net = small_net()
+    opt = SGD(net, lr=0.1)
+    assert all(layer.trainable for layer in net.layers)
+    opt.load_state_dict({"hyperparams": {"frozen": ["conv1"]}, "velocity": {}})
+    assert not net["conv1"].trainable and net["conv2"].trainable
+    opt.unfreeze()
+    assert net["conv1"].trainable

@@ -75,3 +75,35 @@ def test_resume_follows_a_changed_step_schedule(tmp_path):
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--step-size", "1", "--no-progress"]) == 0
     history = json.loads((out / "history.json").read_text())
     assert [round(h["lr"], 6) for h in history] == [0.01, 0.001]
+
+
+def test_fine_tune_from_a_run_with_frozen_layers_and_lr_mult(tmp_path, capsys):
+    """--init-from copies the layers that fit, --freeze keeps them bit for bit through training and a resume,
+    --lr-mult is recorded; all of it lands in run.json and the checkpoint."""
+    import numpy as np
+    from minicnn.train import load_checkpoint
+    source, tuned = tmp_path / "source", tmp_path / "tuned"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(source)]) == 0
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(tuned), "--init-from", str(source),
+                 "--freeze", "conv1,conv2", "--lr-mult", "fc8=10", "--lr-mult", "fc7=2", "--seed", "3"]) == 0
+    assert "initialised conv1, conv2, conv3, conv4, conv5, fc6, fc7, fc8 from" in capsys.readouterr().out
+    before = load_checkpoint(source / "best.npz").params
+    after = load_checkpoint(tuned / "checkpoint.npz")
+    for key in ("conv1.W", "conv1.b", "conv2.W", "conv2.b"):
+        np.testing.assert_array_equal(after.params[key], before[key], err_msg=key)
+    assert not np.array_equal(after.params["fc8.W"], before["fc8.W"])
+    assert after.meta["optimizer"]["frozen"] == ["conv1", "conv2"]
+    assert after.meta["optimizer"]["lr_mult"] == {"fc8": 10.0, "fc7": 2.0}
+    options = json.loads((tuned / "run.json").read_text())["options"]
+    assert options["freeze"] == ["conv1", "conv2"] and options["lr_mult"] == {"fc8": 10.0, "fc7": 2.0}
+    assert main(["train", "--out", str(tuned), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    resumed = load_checkpoint(tuned / "checkpoint.npz")
+    np.testing.assert_array_equal(resumed.params["conv1.W"], before["conv1.W"])
+    assert resumed.epoch == 2 and resumed.meta["optimizer"]["frozen"] == ["conv1", "conv2"]
+    # a second stage: resume with fewer frozen layers; the options given now win over the checkpoint's
+    assert main(["train", "--out", str(tuned), "--resume", "--epochs", "3", "--no-progress", "--freeze", "conv1",
+                 "--lr-mult", "fc8=2"]) == 0
+    third = load_checkpoint(tuned / "checkpoint.npz")
+    assert third.meta["optimizer"]["frozen"] == ["conv1"] and third.meta["optimizer"]["lr_mult"] == {"fc8": 2.0}
+    np.testing.assert_array_equal(third.params["conv1.W"], before["conv1.W"])
+    assert not np.array_equal(third.params["conv2.W"], before["conv2.W"])
