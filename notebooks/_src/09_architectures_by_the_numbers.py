@@ -100,7 +100,8 @@ plt.show()
 # %% [markdown]
 # *What the figure shows:* in both networks the blue bars (parameters) pile up on `fc6` (AlexNet: 38M of 62M;
 # VGG-16: 103M of 138M) while the orange bars (arithmetic) are spread over the convolutions and are small on the
-# fully connected layers (AlexNet's fc6, the largest, does 3% of the arithmetic with 60% of the parameters). Table 3 of Zeiler & Fergus (section 6) removes exactly those expensive-in-parameters layers.
+# fully connected layers (AlexNet's fc6, the largest, does 3% of the arithmetic with 60% of the parameters). Table 3
+# of Zeiler & Fergus (section 6) removes exactly those expensive-in-parameters layers.
 
 # %% [markdown]
 # ## 2. AlexNet's first layer by hand: 55x55 and 35K
@@ -405,7 +406,8 @@ se = np.sqrt(0.7 * 0.3 / n_test)                 # standard error of one accurac
 (a_label, a), (z_label, z) = results.items()
 gap = z["test"]["top1"] - a["test"]["top1"]
 print(f"\n7x7/2 minus 11x11/4: {gap:+.1%} test top-1, {gap / (np.sqrt(2) * se):+.1f} standard errors of a difference "
-      f"({np.sqrt(2) * se:.1%} on {n_test} images): {'within noise' if abs(gap) < 2 * np.sqrt(2) * se else 'beyond noise'}")
+      f"({np.sqrt(2) * se:.1%} on {n_test} images): "
+      f"{'within noise' if abs(gap) < 2 * np.sqrt(2) * se else 'beyond noise'}")
 print(f"aliased power, mean over filters: {a['aliased'].mean():.2f} at stride 4, {z['aliased'].mean():.2f} at stride 2")
 
 # %% [markdown]

@@ -121,9 +121,10 @@ print(f"class models: mean probability {np.diag(p_prior).mean():.4f}; their pixe
 # *What the figure shows.* Top row: valid images (grey levels in [0, 1], shown as they are) that are still noise to
 # a human eye, with at most faint strokes where the ascent pushed hardest, and that the network assigns to the class
 # above them, most with a probability above 0.98 (the printed mean and minimum; each pixel moved 0.01 per step, at
-# most 0.4 in all, from the noise it started as, which the network called "Shirt" or "Bag" with p ≈ 0.6). That is Nguyen et al.'s
-# finding in its gradient form. Bottom row: the class models are scored with certainty too, and the priors give
-# them large-scale structure (the two legs of "Trouser", the sole of "Ankle boot", the blocks of "Bag"), but their
+# most 0.4 in all, from the noise it started as, which the network called "Shirt" or "Bag" with p ≈ 0.6). That is
+# Nguyen et al.'s finding in its gradient form. Bottom row: the class models are scored with certainty too, and the
+# priors give them smooth large-scale structure (frame-like outlines for Pullover and Coat, dark blobs along a band
+# near the bottom for Sneaker and Ankle boot), but their
 # pixels lie far outside the range of any real image, and even rescaled they are weak pictures of clothing. Neither
 # row is what the network "sees" in a garment; both are inputs that happen to push its scores up.
 
@@ -376,7 +377,8 @@ def activation_stats(a):
 check("10.activation_stats", activation_stats)
 
 # %% [markdown]
-# On the shipped test images (500 at scale 1), for the trained network and for the same architecture freshly initialised (He):
+# On the shipped test images (500 at scale 1), for the trained network and for the same architecture freshly
+# initialised (He):
 
 # %%
 stats_of = solution("10.activation_stats")
