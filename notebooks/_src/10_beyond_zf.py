@@ -19,8 +19,8 @@
 # one minicnn ships, trained on Fashion-MNIST (`minicnn.load_pretrained("fashion")`), with its 1,000 shipped test
 # images: nothing is trained here and nothing is downloaded.
 #
-# **Scale.** `MINICNN_NB_SCALE` (default 1: a few hundred images and short optimisations, about 40 s on 2 cores);
-# larger values use more images and more steps.
+# **Scale.** `MINICNN_NB_SCALE` (default 1: a few hundred images and short optimisations, about 35 s of CPU time,
+# under a minute on 2 cores); larger values use more images and more steps.
 #
 # **Exercises.** Three stubs (`10.fgsm_step`, `10.fooling_eps`, `10.activation_stats`) checked by `check(...)`, and
 # one question with its answer folded away.
@@ -279,13 +279,15 @@ print(f"{conv_relus[-1]} without TV: relative code error {history[-1]:.3f}")
 display(plot_inversions(originals, recon, list(recon), mean=mean))
 
 # %% [markdown]
-# *What the figure shows.* From the first ReLU (32 maps at full resolution) the reconstruction is close to the
+# *What the figure shows.* From the first ReLU (its maps at full resolution) the reconstruction is close to the
 # image. Deeper codes keep the garment's silhouette and position and lose its texture: the reconstructions from the
 # last conv layer and from the last hidden layer are blurred shapes of the right kind. The middle layer came out worst
-# here, because 80 steps do not converge there (its printed relative code error is the largest but one); more steps
-# (a larger `MINICNN_NB_SCALE`) help. The last column, the deepest conv code inverted without the TV prior, is
-# speckled noise with the garment barely visible: the code alone does not pin the image down, and the prior chooses
-# the smooth solution among the many that fit.
+# here. None of these optimisations has converged (the printed relative code errors are 0.1 to 0.6), and more steps
+# do not simply fix it: with fixed-size normalised steps and momentum 0.9, `invert` keeps moving, and in our run at
+# `MINICNN_NB_SCALE=2` (160 steps) the error for the last conv layer rose (0.59 to 0.88). Read these
+# reconstructions as what a short descent finds, not as the best image that fits each code. The last column, the
+# deepest conv code inverted without the TV prior, is speckled noise with the garment barely visible: the code
+# alone does not pin the image down, and the prior chooses the smooth solution among the many that fit.
 
 # %% [markdown]
 # ## 5. t-SNE of the last hidden layer
