@@ -26,10 +26,8 @@
 # one question with its answer folded away.
 
 # %%
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")   # t-SNE's OpenMP threads spin-wait on a busy 2-core machine
 import copy
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
