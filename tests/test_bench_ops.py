@@ -56,17 +56,12 @@ def test_torch_twin_computes_the_same_network(bench):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_bench_threads_quick_run_prints_a_ratio_pair_per_workload():
-    """benchmarks/bench_threads.py --quick: the region costs and both A/B ratios for every workload (untimed)."""
+def test_bench_ab_runs_both_sides_and_prints_their_ratio():
+    """benchmarks/bench_ab.py on one tiny round: both sides timed in fresh processes, the ratio printed (untimed)."""
     import subprocess
-    from minicnn.ops import _jit_loops
-    script = SCRIPT.parent / "bench_threads.py"
-    out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600)
+    root = str(SCRIPT.parent.parent)
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "bench_ab.py"), root, root, "--model", "lenet5",
+                          "--batch", "2", "--shape", "1x32x32", "--steps", "1", "--rounds", "1",
+                          "--env-b", "MINICNN_CPU_PATH=readable"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    if _jit_loops.waits() is None:
-        assert "Numba is not importable" in out.stdout
-        return
-    assert "spinning pool" in out.stdout and "ThreadPoolExecutor" in out.stdout
-    rows = [line.split() for line in out.stdout.splitlines() if line.startswith(("pool ", "conv ", "step "))]
-    assert len(rows) == 12
-    assert all(float(r[-1]) > 0 and float(r[-2]) > 0 for r in rows)
+    assert "round 1: A" in out.stdout and "B/A median" in out.stdout

@@ -12,7 +12,7 @@ So the deconvnet is the network's own backward pass with a different ReLU rule.
 from __future__ import annotations
 
 from .. import backend
-from . import _cpu_fast, _gpu
+from . import _gpu
 from ._checks import check_array, check_same_device, check_shape
 
 __all__ = ["RELU_RULES", "relu_forward", "relu_backward", "softmax", "log_softmax"]
@@ -23,8 +23,6 @@ RELU_RULES = ("backprop", "deconvnet", "guided")
 def relu_forward(x, name="relu"):
     """y = max(x, 0), elementwise; the cache is the input x (any shape). NaN stays NaN."""
     check_array(x, name)
-    if _cpu_fast.use_relu_forward(x):    # NumPy: the same np.maximum, split over the copy threads
-        return _cpu_fast.relu_forward(x), x
     xp = backend.xp(x)
     return xp.asarray(xp.maximum(x, 0)), x         # asarray: a 0-d input gives a 0-d array, not a scalar
 
@@ -44,8 +42,6 @@ def relu_backward(dy, cache, rule="backprop", name="relu"):
     check_same_device(dy, x, name, "cache (the forward input)")
     if _gpu.handles(dy):  # CuPy array: the kernel in kernels/relu.cu
         return _gpu.relu_backward(dy, x, rule)
-    if _cpu_fast.use_relu_backward(dy, x):    # NumPy: the same result without np.where (see ops/_cpu_fast.py)
-        return _cpu_fast.relu_backward(dy, x, rule)
     xp = backend.xp(dy)
     if rule == "backprop":
         gate = x > 0
