@@ -22,7 +22,7 @@ def rng():
     return np.random.default_rng(1234)
 
 
-@pytest.fixture(params=["readable", "fast"])
+@pytest.fixture(scope="module", params=["readable", "fast"])
 def each_cpu_path(request):
     """Run the test once on each CPU path (minicnn.cpu_path): the readable NumPy ops and the fast C path.
     The gradient and property suites use it for every test (``pytestmark = pytest.mark.usefixtures(...)``)."""
