@@ -9,7 +9,7 @@ import pytest
 
 import minicnn
 from minicnn import ops
-from minicnn.fast_cpu import FastConvCache, FastPoolCache
+from minicnn.fast_cpu import FastConvCache
 from minicnn.fast_cpu import build as _native
 from minicnn.fast_cpu import conv as fast_conv
 from minicnn.fast_cpu import threads as fast_threads

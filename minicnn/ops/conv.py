@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import backend
 from . import _gpu
 from .dispatch import fast_cpu_alternative
