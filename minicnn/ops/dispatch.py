@@ -33,6 +33,8 @@ import importlib
 import os
 import sys
 
+import numpy as np
+
 __all__ = ["CPU_PATHS", "cpu_path", "active_cpu_path", "fast_cpu_alternative"]
 
 CPU_PATHS = ("readable", "fast")
@@ -104,8 +106,9 @@ def fast_cpu_alternative(op):
         if backward:
             fast = _fast if _fast is not None and any(isinstance(a, _fast.CACHE_TYPES)
                                                       for a in (*args, *kwargs.values())) else None
-        else:
-            fast = _fast_package()
+        else:       # the input is the first argument: only NumPy input looks for the fast path (and builds it)
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            fast = _fast_package() if isinstance(first, np.ndarray) else None
         if fast is not None:
             out = getattr(fast, name)(*args, **kwargs)
             if out is not NotImplemented:
