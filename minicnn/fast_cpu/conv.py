@@ -95,7 +95,7 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
     K, L = C * kh * kw, oh * ow
-    x = np.ascontiguousarray(x)
+    given, x = x, np.ascontiguousarray(x)
     b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     y = np.empty((N, F, oh, ow), x.dtype)
     threads = 1 if 2.0 * F * K * N * L < TUNING.parallel_conv_flops else get_num_threads()
@@ -123,7 +123,7 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
                     cache.cols[n0, n1] = cols
 
         _run(threads, run_chunks, len(chunks), K * N * L)
-    if not keep and cache.x is x is not None and np.shares_memory(x, cache.x):
+    if not keep and x is given:
         cache.x = x.copy()             # the backward reads x: a private copy, the caller may reuse its buffer
     return y, cache
 
