@@ -275,6 +275,74 @@ def test_max_pool_backward_with_foreign_switches_matches_readable(dtype):
     np.testing.assert_array_equal(ops.max_pool2d_backward(dy, cache), reference(ops.max_pool2d_backward, dy, cache))
 
 
+@threads_param
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_forward_matches_readable_bit_for_bit(threads, dtype):
+    with copy_threads(threads):
+        rng = np.random.default_rng(8)
+        for shape in [(2, 3, 5, 4), (7,), (3, 11)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            x.reshape(-1)[:5] = [0.0, -0.0, np.nan, np.inf, -np.inf]
+            y, cache = ops.relu_forward(x)
+            y_ref, _ = reference(ops.relu_forward, x)
+            np.testing.assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))
+            assert cache is x and y.dtype == dtype and not np.shares_memory(y, x)
+            y2, _ = ops.relu_forward(-x)
+            np.testing.assert_array_equal(y.view(np.uint8), y_ref.view(np.uint8))        # not overwritten
+            assert not np.shares_memory(y, y2)
+        xt = rng.standard_normal((4, 6)).astype(dtype).T                                 # not contiguous
+        np.testing.assert_array_equal(ops.relu_forward(xt)[0], np.maximum(xt, 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(N=st.integers(1, 3), C=st.integers(1, 9), H=st.integers(1, 5), W=st.integers(1, 5),
+       n=st.sampled_from([1, 3, 5, 7]), k=st.sampled_from([0.5, 2.0]), alpha=st.sampled_from([1e-4, 0.9]),
+       beta=st.sampled_from([0.75, 0.6]), seed=st.integers(0, 2**31 - 1))
+@threads_param
+def test_lrn_matches_readable(threads, dtype, N, C, H, W, n, k, alpha, beta, seed):
+    with copy_threads(threads):
+        rng = np.random.default_rng(seed)
+        kept = []
+        for _ in range(2):
+            x = rng.standard_normal((N, C, H, W)).astype(dtype)
+            y, cache = ops.lrn_forward(x, n, k, alpha, beta)
+            y_ref, cache_ref = reference(ops.lrn_forward, x, n, k, alpha, beta)
+            np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+            np.testing.assert_allclose(cache.d, cache_ref.d, **TOL[dtype])
+            dy = rng.standard_normal(x.shape).astype(dtype)
+            dx = ops.lrn_backward(dy, cache)
+            np.testing.assert_allclose(dx, reference(ops.lrn_backward, dy, cache_ref), **TOL[dtype])
+            assert type(cache).__name__ == "FastLRNCache" and type(cache_ref) is ops.normalization.LRNCache
+            assert y.dtype == dx.dtype == dtype
+            kept.append([(a, a.copy()) for a in (y, cache.d, cache.scale, dx)])
+        for pairs in kept:
+            for a, a_copy in pairs:
+                np.testing.assert_array_equal(a, a_copy)
+
+
+@pytest.mark.parametrize("rule", ["backprop", "deconvnet", "guided"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@threads_param
+def test_relu_backward_matches_readable_bit_for_bit(threads, dtype, rule):
+    with copy_threads(threads):
+        rng = np.random.default_rng(7)
+        for shape in [(2, 3, 5, 4), (7,), (3, 11)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            dy = rng.standard_normal(shape).astype(dtype)
+            flat_x, flat_dy = x.reshape(-1), dy.reshape(-1)
+            flat_x[:3] = [0.0, -0.0, np.nan]
+            flat_dy[:5] = [np.inf, -np.inf, np.nan, -0.0, 0.0]
+            dy_before = dy.copy()
+            got = ops.relu_backward(dy, x, rule)
+            want = reference(ops.relu_backward, dy, x, rule)
+            np.testing.assert_array_equal(dy, dy_before)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # same bits: signed zeros, NaN
+            second = ops.relu_backward(-dy, x, rule)
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # not overwritten
+            assert not np.shares_memory(got, second)
+
+
 def test_lrn_gradient_numerical():
     from minicnn.gradcheck import GRADCHECK_TOLERANCE, check_op
     rng = np.random.default_rng(3)

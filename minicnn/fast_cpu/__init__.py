@@ -7,11 +7,14 @@ faster on NumPy arrays, for the ops where speed comes from a loop over windows o
                  by batch chunk in one C call each (kernels/cpu_conv_direct.c, kernels/cpu_im2col.c)
     pool.py      max pooling with switches and unpooling (kernels/cpu_pool.c)
     linear.py    the fully connected layer's GEMMs in minicnn's threads
+    lrn.py       LRN in fewer NumPy passes over the threads (a cheaper power, the scale kept for the backward)
+    relu.py      ReLU forward over the threads, its backward as a bit mask instead of np.where
     build.py     compiling the C sources at first use, the validated on-disk cache, loading through ctypes
     threads.py   how many threads, the pool, the BLAS's threads beside them, scratch buffers
     tuning.py    every size threshold, in one object (``TUNING``; tests override it with ``tuned(...)``)
 
-Per windowed op there are at most three implementations: the readable NumPy op, the C loops here, the CUDA
+linear.py, lrn.py and relu.py are NumPy, not C, and each stays because it pays >= 10% on a zfnet_small training
+step (the figures are in their docstrings). Per windowed op there are at most three implementations: the readable NumPy op, the C loops here, the CUDA
 kernel. ``ops/dispatch.py`` is the one place that chooses: a forward comes here when the fast path is active
 (``minicnn.cpu_path``, ``MINICNN_CPU_PATH``), a backward when its cache is one of ``CACHE_TYPES``. Every function
 here takes the public op's arguments, runs the readable op's own checks (so that every path rejects the same
@@ -31,14 +34,16 @@ import numpy as np
 from . import build
 from .conv import FastConvCache, conv2d_backward, conv2d_forward
 from .linear import FastLinearCache, linear_backward, linear_forward
+from .lrn import FastLRNCache, lrn_backward, lrn_forward
 from .pool import FastPoolCache, max_pool2d_backward, max_pool2d_forward
+from .relu import relu_backward, relu_forward
 from .threads import get_num_threads, set_num_threads
 
 __all__ = ["available", "unavailable_reason", "describe", "CACHE_TYPES", "get_num_threads", "set_num_threads",
            "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward", "linear_forward",
-           "linear_backward"]
+           "linear_backward", "lrn_forward", "lrn_backward", "relu_forward", "relu_backward"]
 
-CACHE_TYPES = (FastConvCache, FastPoolCache, FastLinearCache)
+CACHE_TYPES = (FastConvCache, FastPoolCache, FastLinearCache, FastLRNCache)
 
 
 def available():

@@ -21,7 +21,8 @@ a *forward* goes to the fast package's function of the same name when the fast p
 takes the same arguments, runs the readable op's own argument checks, and returns ``NotImplemented`` for input
 it leaves to the readable body (CuPy arrays, an empty batch, a layer no C loop covers). A *backward* goes to the
 fast package exactly when its cache is one of the fast package's cache types, so a backward always runs on the
-path its forward ran on, whatever the switch says by then.
+path its forward ran on, whatever the switch says by then (ReLU's backward, whose cache is the forward input
+itself, goes by the switch like a forward).
 
 Imports: ``ops`` imports ``fast_cpu`` lazily, here only, the first time the fast path is active; ``fast_cpu``
 imports ``ops`` (the readable checks it shares) and ``backend``, nothing above them.
@@ -96,10 +97,14 @@ def active_cpu_path():
     return "fast", f"{_why}; {fast.describe()}"
 
 
-def fast_cpu_alternative(op):
-    """Decorate a public op that has a version of the same name in ``minicnn.fast_cpu`` (see the docstring)."""
+def fast_cpu_alternative(op=None, *, cache_decides=None):
+    """Decorate a public op that has a version of the same name in ``minicnn.fast_cpu`` (see the docstring).
+    ``cache_decides`` (default: for the ``*_backward`` ops) sends the call by its cache's type instead of by the
+    switch; ReLU's backward, whose cache is the forward input itself, goes by the switch."""
+    if op is None:
+        return functools.partial(fast_cpu_alternative, cache_decides=cache_decides)
     name = op.__name__
-    backward = name.endswith("_backward")
+    backward = name.endswith("_backward") if cache_decides is None else cache_decides
 
     @functools.wraps(op)
     def dispatch(*args, **kwargs):

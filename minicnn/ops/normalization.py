@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .. import backend
 from . import _gpu
+from .dispatch import fast_cpu_alternative
 import numpy as np
 
 from ._checks import check_array, check_float_array, check_real, check_same_device, check_shape
@@ -45,7 +46,7 @@ def channel_window_sum(a, n):
     return s
 
 
-def _check_lrn_args(x, n, k, alpha, beta, name):
+def check_lrn_args(x, n, k, alpha, beta, name):
     check_float_array(x, 4, name)
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1 or n % 2 == 0:
         raise ValueError(f"{name}: the window n must be a positive odd integer (a symmetric window), got {n!r}")
@@ -66,9 +67,10 @@ class LRNCache:
     beta: float
 
 
+@fast_cpu_alternative
 def lrn_forward(x, n=5, k=2.0, alpha=1e-4, beta=0.75, name="lrn"):
     """Across-channel LRN. x: (N, C, H, W) -> y: same shape, cache. Defaults are Krizhevsky's."""
-    _check_lrn_args(x, n, k, alpha, beta, name)
+    check_lrn_args(x, n, k, alpha, beta, name)
     if _gpu.handles(x):  # CuPy array: the kernel in kernels/lrn.cu
         y, d = _gpu.lrn_forward(x, n, k, alpha, beta)
         return y, LRNCache(x, y, d, n, alpha, beta)
@@ -77,8 +79,8 @@ def lrn_forward(x, n=5, k=2.0, alpha=1e-4, beta=0.75, name="lrn"):
     return y, LRNCache(x, y, d, n, alpha, beta)
 
 
-def lrn_backward(dy, cache: LRNCache, name="lrn"):
-    """dy: (N, C, H, W) -> dx: (N, C, H, W)."""
+def check_lrn_backward(dy, cache, name):
+    """What every lrn_backward checks before it reads the cache."""
     if not isinstance(cache, LRNCache):
         raise TypeError(f"{name}: cache must be the LRNCache of the forward pass, got {type(cache).__name__}")
     check_float_array(dy, 4, name, what="upstream gradient")
@@ -87,6 +89,12 @@ def lrn_backward(dy, cache: LRNCache, name="lrn"):
         check_shape(getattr(cache, what), cache.x.shape, name, what=f"cache.{what}", of="the input shape")
         check_same_device(dy, getattr(cache, what), name, f"cache.{what}")
     check_shape(dy, cache.x.shape, name, of="the input shape")
+
+
+@fast_cpu_alternative
+def lrn_backward(dy, cache: LRNCache, name="lrn"):
+    """dy: (N, C, H, W) -> dx: (N, C, H, W)."""
+    check_lrn_backward(dy, cache, name)
     if _gpu.handles(dy):  # CuPy array: the kernel in kernels/lrn.cu
         return _gpu.lrn_backward(dy, cache.x, cache.y, cache.d, cache.n, cache.alpha, cache.beta)
     x, y, d, beta = cache.x, cache.y, cache.d, cache.beta
