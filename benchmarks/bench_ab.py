@@ -117,6 +117,14 @@ def worker(case, framework, warmup, steps, batch=None):
             torch.nn.functional.cross_entropy(model(tx), tl).backward()
             opt.step()
     else:
+        # BENCH_AB_TUNE='{"name": value}' changes fast_cpu.tuning constants in this side's process only (an A/B of
+        # one piece of the fast path: e.g. --env-base 'BENCH_AB_TUNE={"direct_image_bytes": 0}' turns the direct
+        # C convolution off on the baseline side)
+        tune = json.loads(os.environ.get("BENCH_AB_TUNE", "{}"))
+        if tune:
+            from minicnn.fast_cpu.tuning import TUNING
+            for name, value in tune.items():
+                setattr(TUNING, name, type(getattr(TUNING, name))(value))
         minicnn_step = MinicnnStep(net)
 
         def step():

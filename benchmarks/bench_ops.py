@@ -13,7 +13,7 @@ Every figure is a median over ``--repeats`` timed runs after one warm-up run. Be
 Both ratios are medians of per-repeat ratios, the two sides run alternately (``paired_ratio``), so that a load
 change on a shared machine moves them much less than it moves the times.
 
-Threads: the count is set for NumPy's BLAS (threadpoolctl), for minicnn's copy threads (ops._parallel) and for
+Threads: the count is set for NumPy's BLAS (threadpoolctl), for minicnn's threads (minicnn.set_num_threads) and for
 PyTorch (torch.set_num_threads) alike. PyTorch is not a minicnn dependency; it is imported only here.
 """
 from __future__ import annotations
@@ -155,8 +155,8 @@ def _warm(fn, seconds):
 def paired_ratio(fn, ref, repeats):
     """Median over repeats of time(fn) / time(ref), the two sides timed alternately: a ratio that load drifting
     on a shared machine moves far less than it moves either time."""
-    from minicnn.ops import _parallel
-    pause = PAIR_PAUSE_S if _parallel.get_num_threads() > 1 else 0.0
+    import minicnn
+    pause = PAIR_PAUSE_S if minicnn.get_num_threads() > 1 else 0.0
     calls = [1, 1]
     if not COLD:                                   # calls per block, from one warm call of each side
         calls = [min(500, max(3, math.ceil(BLOCK_S / max(_block_time(f, 1), 1e-6)))) for f in (fn, ref)]
@@ -186,17 +186,17 @@ def num_threads(n, torch):
     """Use ``n`` threads in NumPy's BLAS, minicnn's copy threads and PyTorch, restoring them afterwards."""
     from threadpoolctl import threadpool_limits
 
-    from minicnn.ops import _parallel
-    old_minicnn = _parallel.get_num_threads()
+    import minicnn
+    old_minicnn = minicnn.get_num_threads()
     old_torch = torch.get_num_threads() if torch is not None else None
-    _parallel.set_num_threads(n)
+    minicnn.set_num_threads(n)
     if torch is not None:
         torch.set_num_threads(n)
     try:
         with threadpool_limits(limits=n):
             yield
     finally:
-        _parallel.set_num_threads(old_minicnn)
+        minicnn.set_num_threads(old_minicnn)
         if torch is not None:
             torch.set_num_threads(old_torch)
 
@@ -434,9 +434,8 @@ def _arrays_in(obj, found):
 def measure_memory(batch=128, threads=2):
     """Peak traced memory of a zfnet_small training step vs the floor (weights, grads, momentum, caches, batch).
 
-    Measured in a fresh interpreter: scratch buffers and recycled arrays (ops/_parallel.py, ops/_recycle.py) that
-    earlier sections allocated would otherwise be invisible to tracemalloc. One untraced step on a single image
-    first loads Numba's compiled loops, whose compiler objects are not the step's memory."""
+    Measured in a fresh interpreter: scratch buffers (minicnn/fast_cpu/threads.py) that earlier sections allocated
+    would otherwise be invisible to tracemalloc. One untraced step on a single image first loads the C loops."""
     import json
     import os
     import subprocess
@@ -449,12 +448,12 @@ def measure_memory(batch=128, threads=2):
 
 
 def _memory_of_a_step(batch, threads):
-    from minicnn.ops import _parallel
-    _parallel.set_num_threads(threads)
+    import minicnn
+    minicnn.set_num_threads(threads)
     rng = np.random.default_rng(0)
-    warm = rng.standard_normal((1, 3, 32, 32), dtype=np.float32)      # untraced: loads Numba's compiled loops (a
-    MinicnnStep(zfnet_small(num_classes=10, input_shape=(3, 32, 32)))(warm, np.zeros(1, np.int64))  # one-off
-    tracemalloc.start()                                                 # ~10-40 MB of compiler objects)
+    warm = rng.standard_normal((1, 3, 32, 32), dtype=np.float32)      # untraced: loads the C loops
+    MinicnnStep(zfnet_small(num_classes=10, input_shape=(3, 32, 32)))(warm, np.zeros(1, np.int64))
+    tracemalloc.start()
     net = zfnet_small(num_classes=10, input_shape=(3, 32, 32))
     x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     labels = rng.integers(0, 10, batch).astype(np.int64)
@@ -516,12 +515,9 @@ def summarise(rows, out=None):
 
 
 def _loops_in_use():
-    """Which compiled loops the fast paths use here (ops/_native.py, ops/_jit_loops.py)."""
-    from minicnn.ops import _jit_loops, _native
-    if _native.available(np.float32):
-        return "C loops on"
-    why = _native.build_error(np.float32)
-    return f"C loops off ({why.splitlines()[0] if why else 'unknown'}), Numba {'on' if _jit_loops.available() else 'off'}"
+    """Which CPU path the ops take here, and why (minicnn.active_cpu_path)."""
+    import minicnn
+    return "CPU path: %s (%s)" % minicnn.active_cpu_path()
 
 
 def build_parser():

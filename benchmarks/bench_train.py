@@ -9,10 +9,10 @@ Two measurements:
    checkpoint and history writes) on the demo's dataset; images/s = training images / epoch seconds.
 
 Peak memory: the Python-heap peak of three training steps measured with ``tracemalloc`` from a fresh interpreter,
-after one untraced step on a single image (which loads Numba's compiled loops: its compiler objects are not the
-network's memory) and before the network is built (NumPy reports its array allocations to it, so this is the arrays' high-water mark,
-including the scratch buffers and recycled arrays of ops/_parallel.py and ops/_recycle.py, which a process that
-has already trained would not allocate again), and the process's peak resident set size
+after one untraced step on a single image (which loads the C loops of the fast CPU path) and before the network is
+built (NumPy reports its array allocations to it, so this is the arrays' high-water mark,
+including the scratch buffers of minicnn/fast_cpu/threads.py, which a process that has already trained would not
+allocate again), and the process's peak resident set size
 (``resource.getrusage(...).ru_maxrss``, which also counts the interpreter, NumPy, BLAS and the dataset).
 
     python benchmarks/bench_train.py                    # prints a table
@@ -94,8 +94,8 @@ def peak_of_steps(input_shape, batch_size, steps=3):
 
 
 def _traced_peak(input_shape, batch_size, steps):
-    net, opt, x, y = _step_setup(input_shape, 1)     # untraced: loads Numba's compiled loops (a one-off ~10-40 MB
-    train_step(net, opt, x, y)                       # of compiler objects), with arrays of one image only
+    net, opt, x, y = _step_setup(input_shape, 1)     # untraced: loads the C loops, with arrays of one image only
+    train_step(net, opt, x, y)
     tracemalloc.start()
     net, opt, x, y = _step_setup(input_shape, batch_size)
     for _ in range(steps):

@@ -1,7 +1,7 @@
 /* A direct convolution (stride 1) for small layers, forward and backward: no column matrix.
 
    minicnn/ops/conv.py's definition, for stride 1: y[i, f, oy, ox] = b[f] + sum over (c, ky, kx) of
-   W[f, c, ky, kx] * xpad[i, c, oy + ky, ox + kx]. Built by minicnn/ops/_native.py with -DT=float or -DT=double and
+   W[f, c, ky, kx] * xpad[i, c, oy + ky, ox + kx]. Built by minicnn/fast_cpu/build.py with -DT=float or -DT=double and
    called through ctypes (no GIL) on a range of images, so that minicnn's threads share a batch.
 
    Why: on small layers (issue 7's 64x6x12x12 input, 5x5 kernel) im2col + GEMM spends its time streaming the
@@ -48,7 +48,7 @@ static void pad_image(const T *x, T *xp, i64 C, i64 H, i64 W, i64 ph, i64 pw, i6
 /* --- forward ------------------------------------------------------------------------------------------------
 
    LANES outputs of a row at a time, 8 filters at a time, their 8 running sums in registers, each input vector
-   loaded once for the 8 filters. Wt8: the weights reordered by _cpu_fast into blocks of 8 filters,
+   loaded once for the 8 filters. Wt8: the weights reordered by fast_cpu/conv.py into blocks of 8 filters,
    (F/8 rounded up, C*kh*kw, 8), zero past F. */
 #define FB 8
 int conv_direct(const T *x, const T *Wt8, const T *b, T *y, i64 C, i64 H, i64 W, i64 F, i64 kh, i64 kw, i64 ph,

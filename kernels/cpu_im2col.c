@@ -3,7 +3,7 @@
 
    minicnn/ops/conv.py's readable layout: cols (C*kh*kw, n*oh*ow), row (c, ky, kx), column (image, oy, ox),
    cols[(c, ky, kx), (i, oy, ox)] = xpad[i, c, oy*sy + ky, ox*sx + kx] (0 in the padding). Built by
-   minicnn/ops/_native.py with -DT=float or -DT=double, called through ctypes (no GIL) on a range of rows or
+   minicnn/fast_cpu/build.py with -DT=float or -DT=double, called through ctypes (no GIL) on a range of rows or
    planes so that minicnn's threads share the work.
 
    Why C here: every (row, image, oy) is one run of ow values, and on small images (ow = 8) a NumPy copy pays
@@ -91,10 +91,10 @@ void col2im(const T *dcols, T *dx, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i
 /* --- one batch chunk of a convolution in one call: im2col, the GEMMs (the BLAS's own, through a pointer) and the
    layout copies around them ---------------------------------------------------------------------------------
 
-   minicnn/ops/_cpu_fast.py runs one batch chunk per thread. As a chain of Python calls (im2col, matmul, a bias
+   minicnn/fast_cpu/conv.py runs one batch chunk per thread. As a chain of Python calls (im2col, matmul, a bias
    add, a transposing copy, ...) each step hands the GIL back and forth with the other thread's steps, and on a
    virtual machine each hand-off is a thread wake-up (20-100 us); one call per chunk hands it over once. `gemm`
-   is the BLAS's cblas_?gemm with 64-bit integers (NumPy's bundled OpenBLAS), found by ops/_native.py. */
+   is the BLAS's cblas_?gemm with 64-bit integers (NumPy's bundled OpenBLAS), found by fast_cpu/build.py. */
 typedef void (*gemm_fn)(int order, int trans_a, int trans_b, i64 M, i64 N, i64 K, T alpha, const T *A, i64 lda,
                         const T *B, i64 ldb, T beta, T *C, i64 ldc);
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };

@@ -1,15 +1,15 @@
 /* Max pooling with switches and its backward (unpooling) for the CPU, as C with 32-byte vectors.
 
    The loops of minicnn/ops/pool.py's readable ops, one image plane at a time, compiled by the system's C compiler
-   on first use (minicnn/ops/_native.py) with -DT=float or -DT=double, as the .cu kernels are. Called through
+   on first use (minicnn/fast_cpu/build.py) with -DT=float or -DT=double, as the .cu kernels are. Called through
    ctypes, which releases the GIL, on a range of planes [r0, r1): minicnn's threads split the planes between them.
 
    Why this layout. Each plane is first split by stride phase into a small grid that stays in the L1 cache
-   (ops/_cpu_fast.py, class _Grid, explains the phase grid): P[qy*sx + qx][a][b] = xpad[a*sy + qy][b*sx + qx].
+   (minicnn/fast_cpu/pool.py explains the phase grid): P[qy*sx + qx][a][b] = xpad[a*sy + qy][b*sx + qx].
    Window tap t of output (oy, ox) then reads P at runs[t] + oy*Wq + ox, so over the outputs of a plane, taken
    on an (oh, Wq) grid, every tap is ONE contiguous run. A contiguous run is what a vector instruction loads:
    8 floats (or 4 doubles) of 8 outputs per load, compared and selected all at once, where a loop over the
-   taps of one output at a time is scalar (the Numba loops in ops/_jit_loops.py: 5-7 ns per output).
+   taps of one output at a time is scalar.
    Columns ow..Wq-1 of that grid are junk, dropped when the outputs are copied out.
 
    Bit for bit the readable ops: a strictly greater value wins (the first maximum wins a tie), a NaN wins over
@@ -236,77 +236,5 @@ int max_pool_backward(const T *dy, const int32_t *s, T *dx, const i64 *runs, i64
         merge_plane(G, &g, dx + r * H * W);
     }
     free(G);
-    return 0;
-}
-
-/* --- 2x2 windows at stride 2 that tile the input (no padding, even H and W): LeNet's pooling ------------------
-
-   No phase grid: output row rho = r*oh + oy of all planes reads input rows 2*rho and 2*rho + 1 (H = 2*oh, so the
-   rows of consecutive planes follow each other), and 4 outputs read 8 consecutive values of each, which one
-   8-wide load and two shuffles (even and odd lanes) turn into the four taps. On the small planes these windows
-   come with (8x8 -> 4x4) the phase grid's short per-plane loops cost more than the pooling. */
-/* y, s for output rows rho0..rho1-1 of all planes taken together (rho = plane * oh + oy). */
-int max_pool_forward_2x2(const T *x, T *y, int32_t *s, i64 W, i64 rho0, i64 rho1)
-{
-    i64 ow = W / 2;
-    for (i64 rho = rho0; rho < rho1; rho++) {
-        const T *top = x + 2 * rho * W, *bottom = top + W;
-        T *yo = y + rho * ow;
-        int32_t *so = s + rho * ow;
-        i64 ox = 0;
-        for (; ox + 4 <= ow; ox += 4) {
-            v8T a = load8(top + 2 * ox), b = load8(bottom + 2 * ox);
-            v4T taps[4] = {even(a), odd(a), even(b), odd(b)};
-            v4T best = taps[0];
-            v4I tap = {0};
-            for (int t = 1; t < 4; t++) {             /* a NaN at tap 0 stays, a later one wins over a number */
-                v4I wins = (taps[t] > best) | ((taps[t] != taps[t]) & (best == best));
-                best = (v4T)(((v4I)taps[t] & wins) | ((v4I)best & ~wins));
-                tap = (((v4I){0} + (IT)t) & wins) | (tap & ~wins);
-            }
-            memcpy(yo + ox, &best, sizeof best);
-            for (int l = 0; l < 4; l++) so[ox + l] = (int32_t)tap[l];
-        }
-        for (; ox < ow; ox++) {                       /* the last ow % 4 outputs of the row */
-            const T v[4] = {top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]};
-            T best = -INFINITY;
-            int32_t tap = 0;
-            for (int t = 0; t < 4; t++)
-                if (v[t] > best || (v[t] != v[t] && best == best)) { best = v[t]; tap = t; }
-            yo[ox] = best;
-            so[ox] = tap;
-        }
-    }
-    return 0;
-}
-
-/* dx rows for output rows rho0..rho1-1: each dy lands on its switch, +0.0 elsewhere (dy + 0, so that a -0.0 turns
-   into the +0.0 of the readable op's 0 + dy). */
-int max_pool_backward_2x2(const T *dy, const int32_t *s, T *dx, i64 W, i64 rho0, i64 rho1)
-{
-    i64 ow = W / 2;
-    for (i64 rho = rho0; rho < rho1; rho++) {
-        T *top = dx + 2 * rho * W, *bottom = top + W;
-        const T *d = dy + rho * ow;
-        const int32_t *so = s + rho * ow;
-        i64 ox = 0;
-        for (; ox + 4 <= ow; ox += 4) {
-            v4T g;
-            memcpy(&g, d + ox, sizeof g);
-            g = g + 0;
-            v4I sw = {so[ox], so[ox + 1], so[ox + 2], so[ox + 3]};
-            v4T lanes[4];
-            for (int t = 0; t < 4; t++) lanes[t] = (v4T)((v4I)g & (sw == (IT)t));
-            v8T row0 = __builtin_shufflevector(lanes[0], lanes[1], 0, 4, 1, 5, 2, 6, 3, 7);
-            v8T row1 = __builtin_shufflevector(lanes[2], lanes[3], 0, 4, 1, 5, 2, 6, 3, 7);
-            memcpy(top + 2 * ox, &row0, sizeof row0);
-            memcpy(bottom + 2 * ox, &row1, sizeof row1);
-        }
-        for (; ox < ow; ox++) {
-            T v[4] = {0, 0, 0, 0};
-            v[so[ox]] = d[ox] + 0;
-            top[2 * ox] = v[0], top[2 * ox + 1] = v[1], bottom[2 * ox] = v[2], bottom[2 * ox + 1] = v[3];
-        }
-    }
     return 0;
 }

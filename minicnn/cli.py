@@ -6,6 +6,7 @@ imported only when that sub-command runs (so ``minicnn summary`` does not pay fo
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["main", "build_parser"]
@@ -404,6 +405,33 @@ def _add_gallery_parser(sub):
     p.set_defaults(func=_cmd_gallery)
 
 
+def _cmd_info(args):
+    """Versions, the CPU path that runs and why, threads, the C loops' build, the GPU."""
+    import platform
+
+    import numpy as np
+
+    from . import __version__, backend
+    from .fast_cpu import build, threads
+    from .ops.dispatch import active_cpu_path
+    path, why = active_cpu_path()              # builds the C loops if this is their first use here
+    lines = [f"minicnn {__version__} (Python {platform.python_version()}, NumPy {np.__version__}, "
+             f"{platform.machine()})",
+             f"CPU path: {path} ({why})",
+             f"threads: {threads.get_num_threads()} of {threads.usable_cores()} usable cores "
+             f"(MINICNN_NUM_THREADS={os.environ.get('MINICNN_NUM_THREADS', 'unset')}); "
+             f"BLAS threads: {threads.blas_thread_counts() or 'unknown (threadpoolctl found no BLAS)'}"]
+    c = build.info()
+    lines += [f"C compiler: {c['compiler']}", f"C flags: {c['flags']} (without -march=native where unknown)",
+              f"C cache: {c['cache']}"]
+    for ctype in ("float", "double"):
+        lines.append(f"C loops ({ctype}): {' '.join(str(c[ctype]).split()) if c[ctype] else 'not built yet'}")
+    lines.append(f"NumPy's BLAS gemm for the C loops: {c['blas gemm']}")
+    lines.append(f"GPU: {'available' if backend.gpu_available() else backend.gpu_unavailable_reason()}")
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser():
     parser = _Parser(prog="minicnn", description="A convolutional-network framework written to be read.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -417,6 +445,9 @@ def build_parser():
     p = sub.add_parser("gradcheck", help="check every layer type's backward against numerical gradients")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_gradcheck)
+
+    p = sub.add_parser("info", help="versions, the CPU path in use and why, threads, the C loops' build, the GPU")
+    p.set_defaults(func=_cmd_info)
     _add_visualize_parser(sub)
     _add_gallery_parser(sub)
 

@@ -15,6 +15,7 @@ import numpy as np
 from . import backend
 from .layers import LAYER_TYPES, Layer
 from .ops.activation import check_rule
+from .ops.dispatch import active_cpu_path
 
 __all__ = ["Sequential", "LayerInfo"]
 
@@ -260,6 +261,8 @@ class Sequential:
         lines.append(f"{'total':<10} {'':<10} {'':<16} {total_params:>12,} {total_macs:>15,} {_bytes(total_act):>10}")
         lines.append(f"parameters: {total_params:,} ({_bytes(4 * total_params)} float32); "
                      f"multiply-accumulates: {total_macs:,} ({total_macs / 1e9:.2f} G) per sample")
+        path, why = active_cpu_path()
+        lines.append(f"CPU path: {path} ({why})")
         text = "\n".join(lines)
         if print_fn is not None:
             print_fn(text)

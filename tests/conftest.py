@@ -20,3 +20,16 @@ requires_gpu = pytest.mark.skipif(not backend.gpu_available(),
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module", params=["readable", "fast"])
+def each_cpu_path(request):
+    """Run the test once on each CPU path (minicnn.cpu_path): the readable NumPy ops and the fast C path.
+    The gradient and property suites use it for every test (``pytestmark = pytest.mark.usefixtures(...)``)."""
+    import minicnn
+    if request.param == "fast":
+        from minicnn import fast_cpu
+        if not fast_cpu.available():
+            pytest.skip(fast_cpu.unavailable_reason())
+    with minicnn.cpu_path(request.param):
+        yield request.param

@@ -55,18 +55,3 @@ def test_torch_twin_computes_the_same_network(bench):
         got = twin(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
-
-def test_bench_threads_quick_run_prints_a_ratio_pair_per_workload():
-    """benchmarks/bench_threads.py --quick: the region costs and both A/B ratios for every workload (untimed)."""
-    import subprocess
-    from minicnn.ops import _jit_loops
-    script = SCRIPT.parent / "bench_threads.py"
-    out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    if _jit_loops.waits() is None:
-        assert "Numba is not importable" in out.stdout
-        return
-    assert "spinning pool" in out.stdout and "ThreadPoolExecutor" in out.stdout
-    rows = [line.split() for line in out.stdout.splitlines() if line.startswith(("pool ", "conv ", "step "))]
-    assert len(rows) == 12
-    assert all(float(r[-1]) > 0 and float(r[-2]) > 0 for r in rows)

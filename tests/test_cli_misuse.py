@@ -35,6 +35,7 @@ BAD = {
                 ["lenet5", "--classes", "0"], ["lenet5", "--classes", "-1"], ["vgg16", "--input", "3,8,8"],
                 ["lenet5", "--classes", "ten"], ["zfnet_small", "--input", "0,32,32"]],
     "gradcheck": [["--seed", "x"], ["--seed", "-1"], ["--seed", "1.5"]],
+    "info": [["extra"], ["--threads", "2"]],
     "bench": [["--threads", "abc"], ["--threads", "0"], ["--threads", ""], ["--sections", "nonsense"],
               ["--repeats", "0"], ["--repeats", "-3"]],
     "visualize": [["{root}/missing"], ["{root}/afile.txt"], ["{root}/garbage"], ["{root}/empty"],

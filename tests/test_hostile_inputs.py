@@ -12,7 +12,7 @@ from minicnn.data import ArrayDataset, Splits, load_dataset, read_cifar10, read_
 from minicnn.models import MODELS, build
 from minicnn.net import Sequential
 from minicnn.ops import softmax_cross_entropy
-from minicnn.ops._cpu_fast import reference_paths
+from minicnn import cpu_path
 from minicnn.optim import SGD
 from minicnn.schedule import ReduceOnPlateau
 from minicnn.train import Trainer, evaluate, predict_logits
@@ -70,7 +70,7 @@ def test_forward_of_an_empty_batch_is_empty(model, shape, dtype, readable):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             if readable:
-                with reference_paths():
+                with cpu_path("readable"):
                     y = net.forward(x, train=train)
             else:
                 y = net.forward(x, train=train)

@@ -99,10 +99,9 @@ def on_cpu_kernels(libs, route_ops=False):
         stack.enter_context(mock.patch.object(_gpu, "_run", run))
         if route_ops:
             stack.enter_context(mock.patch.object(_gpu, "handles", lambda x: x.dtype in (np.float32, np.float64)))
-            # A fast NumPy path placed before the GPU branch would take NumPy input first: switch it off.
-            fast = sys.modules.get("minicnn.ops._cpu_fast")
-            if fast is not None and hasattr(fast, "reference_paths"):
-                stack.enter_context(fast.reference_paths())
+            # The fast CPU path would take NumPy input before the GPU branch: switch it off.
+            from minicnn import cpu_path
+            stack.enter_context(cpu_path("readable"))
         yield
 
 

@@ -7,6 +7,9 @@ from hypothesis import strategies as st
 from minicnn import layers as L
 from minicnn.gradcheck import GRADCHECK_TOLERANCE, check_layer, conv_configs, distinct_values, pool_configs
 
+# every test here runs on both CPU paths, the readable ops and the fast C path (conftest.each_cpu_path)
+pytestmark = pytest.mark.usefixtures("each_cpu_path")
+
 
 @given(conv_configs(), st.integers(0, 2**31 - 1))
 def test_conv_layer_gradients(cfg, seed):

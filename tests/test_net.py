@@ -5,6 +5,9 @@ import pytest
 from minicnn import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Sequential, models
 from minicnn.gradcheck import GRADCHECK_TOLERANCE, distinct_values, numerical_gradient, relative_error
 
+# every test here runs on both CPU paths, the readable ops and the fast C path (conftest.each_cpu_path)
+pytestmark = pytest.mark.usefixtures("each_cpu_path")
+
 
 def tiny_zf(seed=0):
     rng = np.random.default_rng(seed)

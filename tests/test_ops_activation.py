@@ -7,6 +7,9 @@ from hypothesis import strategies as st
 from minicnn import ops
 from minicnn.gradcheck import GRADCHECK_TOLERANCE, check_op, distinct_values, numerical_gradient, relative_error
 
+# every test here runs on both CPU paths, the readable ops and the fast C path (conftest.each_cpu_path)
+pytestmark = pytest.mark.usefixtures("each_cpu_path")
+
 
 def test_relu_gradient(rng):
     x = distinct_values((3, 4, 5), rng)

@@ -1,10 +1,14 @@
 """Convolution and linear ops: naive equality, gradients against central differences, exact properties."""
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn import ops
 from minicnn.gradcheck import GRADCHECK_TOLERANCE, check_op, conv_configs, distinct_values
+
+# every test here runs on both CPU paths, the readable ops and the fast C path (conftest.each_cpu_path)
+pytestmark = pytest.mark.usefixtures("each_cpu_path")
 
 
 def _conv_inputs(cfg, rng, dtype=np.float64):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minicnn import ops
-from minicnn.ops import _cpu_fast, _jit_loops, _native
+import minicnn
 
 
 def run_isolated(code, env=None, timeout=300):
@@ -49,9 +49,9 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("native", ["1", "0"], ids=["C", "no-C"])
+@pytest.mark.parametrize("native", ["fast", "readable"], ids=["C", "no-C"])
 def test_unpool_with_switches_of_the_wrong_shape_is_an_error_not_a_crash(native):
-    proc = run_isolated(WRONG_SWITCHES, env={"MINICNN_NATIVE": native})
+    proc = run_isolated(WRONG_SWITCHES, env={"MINICNN_CPU_PATH": native})
     assert_survived(proc)
     assert "ok" in proc.stdout
 
@@ -70,7 +70,7 @@ dy_conv, dy_pool = np.ones(y.shape, np.float32), np.ones(pool.out_shape, np.floa
 bad = [
     (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, W=W[:, :, :2])),
     (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, x_shape=(3, 4, 40, 40))),
-    (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, x=x[:1])),
+    (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, **({"x": x[:1]} if hasattr(conv, "x") else {"cols": conv.cols[:1]}))),
     (ops.conv2d_backward, dy_conv, dataclasses.replace(conv, W=W.astype(np.float64))),
     (ops.max_pool2d_backward, dy_pool, dataclasses.replace(pool, x_shape=(3, 4, 100, 100))),
     (ops.max_pool2d_backward, dy_pool, dataclasses.replace(pool, x_shape=(3, 5, 10, 10))),
@@ -94,24 +94,24 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("native", ["1", "0"], ids=["C", "no-C"])
+@pytest.mark.parametrize("native", ["fast", "readable"], ids=["C", "no-C"])
 def test_caches_that_do_not_belong_to_dy_are_errors_naming_the_op(native):
-    proc = run_isolated(WRONG_CACHES, env={"MINICNN_NATIVE": native})
+    proc = run_isolated(WRONG_CACHES, env={"MINICNN_CPU_PATH": native})
     assert_survived(proc)
     assert proc.stdout.rstrip().endswith("ok"), proc.stdout
 
 
 # --- item 3: the caller reuses its input buffer between forward and backward ----------------------------------------
 
-PATHS = [(1, "c"), (2, "c"), (1, "numba"), (2, "numpy"), "readable"]
-PATH_IDS = ["1thread-c", "2thread-c", "1thread-numba", "2thread-numpy", "readable"]
+PATHS = [1, 2, "readable"]
+PATH_IDS = ["1thread-fast", "2thread-fast", "readable"]
 
 
 def on_path(path):
-    """The context in which the public ops take ``path``: ``(threads, loops)`` of test_ops_speedpaths, or the
-    readable NumPy bodies."""
+    """The context in which the public ops take ``path``: the fast path on that many threads (test_ops_speedpaths'
+    ``copy_threads``), or the readable NumPy bodies."""
     from test_ops_speedpaths import copy_threads
-    return _cpu_fast.reference_paths() if path == "readable" else copy_threads(path)
+    return minicnn.cpu_path("readable") if path == "readable" else copy_threads(path)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
@@ -135,14 +135,14 @@ def test_conv_gradients_do_not_change_when_the_caller_overwrites_its_input_after
 
 # --- item 6: narrow inputs under wide padded kernels, on the paths without the C loops -------------------------------
 
-@pytest.mark.parametrize("path", [(1, "numpy"), (2, "numpy"), (1, "c")], ids=["1thread-numpy", "2thread-numpy", "c"])
+@pytest.mark.parametrize("path", [1, 2], ids=["1thread-fast", "2thread-fast"])
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", [
     ((2, 3, 1, 1), (4, 3, 5, 5), 1, 2), ((1, 2, 1, 3), (2, 2, 3, 5), 1, (1, 2)), ((2, 1, 2, 1), (3, 1, 5, 5), (1, 2), 2),
     ((1, 1, 1, 1), (1, 1, 1, 5), 1, (0, 2)), ((2, 2, 3, 2), (2, 2, 1, 6), (2, 1), (0, 3))])
 def test_conv_on_narrow_inputs_with_wide_padded_kernels_matches_readable(path, x_shape, w_shape, stride, pad):
     rng = np.random.default_rng(6)
     x, W = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-    with _cpu_fast.reference_paths():
+    with minicnn.cpu_path("readable"):
         y_ref, cache_ref = ops.conv2d_forward(x, W, None, stride, pad)
         dy = rng.standard_normal(y_ref.shape)
         want = ops.conv2d_backward(dy, cache_ref)
@@ -245,7 +245,7 @@ def test_max_pool_propagates_nan_and_its_switch_points_at_the_first_nan(path, dt
     np.testing.assert_array_equal(y, want_y)           # NaN where the window holds one
     np.testing.assert_array_equal(cache.switches, want_s)
     assert np.isnan(y[1, 2]).all() and (cache.switches[1, 2] == 0).all() or any(p)
-    with _cpu_fast.reference_paths():
+    with minicnn.cpu_path("readable"):
         np.testing.assert_array_equal(dx, ops.max_pool2d_backward(dy, cache))
 
 

@@ -11,6 +11,9 @@ from minicnn.gradcheck import GRADCHECK_TOLERANCE, check_layer, check_op, distin
 from minicnn.net import Sequential
 from minicnn.ops.normalization import NormCache
 
+# every test here runs on both CPU paths, the readable ops and the fast C path (conftest.each_cpu_path)
+pytestmark = pytest.mark.usefixtures("each_cpu_path")
+
 NORMS = {  # name -> (forward, backward, layer class, axes of the statistics)
     "layer": (ops.layer_norm_forward, ops.layer_norm_backward, L.LayerNorm, (1, 2, 3)),
     "instance": (ops.instance_norm_forward, ops.instance_norm_backward, L.InstanceNorm, (2, 3)),

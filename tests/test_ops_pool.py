@@ -7,6 +7,9 @@ from hypothesis import strategies as st
 from minicnn import ops
 from minicnn.gradcheck import GRADCHECK_TOLERANCE, check_op, distinct_values, pool_configs
 
+# every test here runs on both CPU paths, the readable ops and the fast C path (conftest.each_cpu_path)
+pytestmark = pytest.mark.usefixtures("each_cpu_path")
+
 
 def _x(cfg, rng):
     return distinct_values((cfg["N"], cfg["C"], cfg["H"], cfg["W"]), rng)

@@ -1,9 +1,10 @@
-"""The fast CPU paths (ops/_cpu_fast.py) against the readable ops they stand in for.
+"""The fast CPU path (minicnn/fast_cpu/) against the readable ops it stands in for.
 
-Every public op that hands NumPy input to a fast path is run twice: as is, and inside
-``_cpu_fast.reference_paths()`` (the readable body). Both dtypes, one and two copy threads (with the threading
-threshold lowered so that even tiny arrays are split), and every call repeated on fresh data of the same shape
-so that a stale reused workspace, or a returned array that aliases one, shows up as a wrong or changed result.
+Every public op that the fast path computes is run twice: as is, and inside ``minicnn.cpu_path("readable")``
+(the readable body). Both dtypes, one and two threads (with the thresholds lowered through
+``fast_cpu.tuning.tuned`` so that even tiny arrays are split and a convolution runs one image per batch chunk),
+and every call repeated on fresh data of the same shape so that a stale reused scratch buffer, or a returned
+array that aliases one, shows up as a wrong or changed result.
 """
 import contextlib
 import itertools
@@ -14,69 +15,57 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import minicnn
 from minicnn import ops
+from minicnn.fast_cpu import FastConvCache, build, threads as fast_threads
+from minicnn.fast_cpu.tuning import Tuning, tuned
 from minicnn.gradcheck import conv_configs, distinct_values, pool_configs
-from minicnn.ops import _cpu_fast, _jit_loops, _native, _parallel, _recycle
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
 
 
 @contextlib.contextmanager
-def copy_threads(threads):
-    """``threads = (n, loops)``: n copy threads, splitting even the smallest test arrays; with 2 threads the
-    convolutions also run one image per batch chunk (with 1, the whole small test batch is one chunk), so both
-    paths are covered. Output arrays of every size are recycled (ops/_recycle.py), so a recycled array still in
-    use would show. ``loops``: which compiled loops may run where they apply -- "c" (ops/_native.py, the
-    default where a C compiler is found), "numba" (ops/_jit_loops.py, the fallback without one), or "numpy" (the
-    NumPy fast paths only, the fallback without either)."""
-    n, loops = threads
-    if loops == "c" and not _native.available():
-        pytest.skip(f"C loops unavailable: {_native.build_error()}")
-    if loops == "numba" and not _jit_loops.available():
-        pytest.skip("compiled loops off: Numba is not importable here, or MINICNN_JIT=0")
-    with contextlib.ExitStack() as stack:
-        if loops != "c":
-            stack.enter_context(_native.disabled())
-        if loops == "numpy":
-            stack.enter_context(_jit_loops.disabled())
-        stack.enter_context(_copy_threads(n))
-        yield
-
-
-@contextlib.contextmanager
-def _copy_threads(n):
-    old, old_min, old_chunk = _parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._CHUNK_BYTES
-    old_block, old_recycle_min, old_flops = _cpu_fast._BLOCK, _recycle._MIN_BYTES, _cpu_fast._PARALLEL_CONV_FLOPS
-    _recycle._MIN_BYTES = 1
-    _parallel.set_num_threads(n)
-    _parallel.MIN_ELEMENTS_PER_THREAD = 1
-    _cpu_fast._CHUNK_BYTES = 1 if n == 2 else old_chunk
-    _cpu_fast._BLOCK = 7 if n == 2 else old_block           # elementwise passes in many blocks, a partial last one
-    _cpu_fast._PARALLEL_CONV_FLOPS = 0 if n == 2 else old_flops     # even the tiniest convolution on 2 threads
+def copy_threads(n):
+    """The fast path on ``n`` threads that split even the smallest test arrays; with 2 threads a convolution also
+    runs one image per batch chunk and even the tiniest one in parallel (with 1, the whole small test batch is
+    one chunk), so both ways are covered."""
+    if build.library(np.float32) is None:
+        pytest.skip(f"the fast path is unavailable: {build.build_error()}")
+    old = fast_threads.get_num_threads()
+    fast_threads.set_num_threads(n)
+    changes = dict(min_elements_per_thread=1)
+    if n == 2:
+        changes.update(chunk_bytes=1, parallel_conv_flops=0)
     try:
-        yield
+        with minicnn.cpu_path("fast"), tuned(**changes):
+            yield
     finally:
-        _parallel.set_num_threads(old)
-        _parallel.MIN_ELEMENTS_PER_THREAD = old_min
-        _cpu_fast._CHUNK_BYTES = old_chunk
-        _cpu_fast._BLOCK = old_block
-        _cpu_fast._PARALLEL_CONV_FLOPS = old_flops
-        _recycle._MIN_BYTES = old_recycle_min
+        fast_threads.set_num_threads(old)
 
 
-def _threads_param(cases):
-    return pytest.mark.parametrize("threads", cases, ids=[f"{n}thread-{loops}" for n, loops in cases])
-
-
-threads_param = _threads_param([(1, "c"), (2, "c"), (1, "numpy"), (2, "numpy")])
-# pooling has all three: C loops, Numba loops, NumPy
-pool_threads_param = _threads_param([(1, "c"), (2, "c"), (1, "numba"), (2, "numba"), (1, "numpy"), (2, "numpy")])
+threads_param = pytest.mark.parametrize("threads", [1, 2], ids=["1thread", "2thread"])
+pool_threads_param = threads_param
 
 
 def reference(fn, *args, **kwargs):
-    with _cpu_fast.reference_paths():
+    with minicnn.cpu_path("readable"):
         return fn(*args, **kwargs)
+
+
+def test_the_switch_picks_the_path_and_restores_it():
+    x = np.ones((1, 1, 4, 4), np.float32)
+    W = np.ones((1, 1, 3, 3), np.float32)
+    if build.library(np.float32) is not None:
+        assert isinstance(ops.conv2d_forward(x, W)[1], FastConvCache)
+    with minicnn.cpu_path("readable"):
+        assert minicnn.active_cpu_path() == ("readable", "switched off by cpu_path('readable')")
+        assert type(ops.conv2d_forward(x, W)[1]) is ops.conv.ConvCache
+        with minicnn.cpu_path("fast"):
+            assert minicnn.active_cpu_path()[0] == ("fast" if build.library(np.float32) is not None else "readable")
+        assert minicnn.active_cpu_path()[0] == "readable"
+    with pytest.raises(ValueError, match="cpu_path: expected one of"):
+        minicnn.cpu_path("numba")
 
 
 def _conv_data(cfg, rng, dtype):
@@ -86,19 +75,10 @@ def _conv_data(cfg, rng, dtype):
     return x, W, b
 
 
-def test_fast_paths_are_on_for_numpy_and_off_inside_reference_paths():
-    x = np.zeros((1, 1, 2, 2), dtype=np.float32)
-    assert _cpu_fast.use(x)
-    with _cpu_fast.reference_paths():
-        assert not _cpu_fast.use(x)
-    assert _cpu_fast.use(x)
-    assert not _cpu_fast.use([1.0])
-
-
 @threads_param
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(cfg=conv_configs(max_batch=3, max_channels=4, max_filters=4), seed=st.integers(0, 2**31 - 1))
-def test_conv_forward_and_im2col_match_readable(threads, dtype, cfg, seed):
+def test_conv_forward_matches_readable(threads, dtype, cfg, seed):
     with copy_threads(threads):
         rng = np.random.default_rng(seed)
         k, s, p = (cfg["kh"], cfg["kw"]), cfg["stride"], cfg["pad"]
@@ -108,16 +88,13 @@ def test_conv_forward_and_im2col_match_readable(threads, dtype, cfg, seed):
             y, cache = ops.conv2d_forward(x, W, b, s, p)
             y_ref, cache_ref = reference(ops.conv2d_forward, x, W, b, s, p)
             np.testing.assert_allclose(y, y_ref, **TOL[dtype])
-            public = _cpu_fast.im2col_public(x, k, s, p)         # the fast im2col, junk columns dropped
-            np.testing.assert_array_equal(public, cache_ref.cols)
-            np.testing.assert_array_equal(public, ops.im2col(x, k, s, p))
+            np.testing.assert_array_equal(cache_ref.cols, ops.im2col(x, k, s, p))
             assert y.dtype == dtype and y.flags.c_contiguous
             y_nobias, _ = ops.conv2d_forward(x, W, None, s, p)
             np.testing.assert_allclose(y_nobias, reference(ops.conv2d_forward, x, W, None, s, p)[0], **TOL[dtype])
-            results.append((y, y.copy(), public, public.copy()))
-        for y, y_copy, cols, cols_copy in results:   # nothing returned was overwritten by a later call
+            results.append((y, y.copy()))
+        for y, y_copy in results:                # nothing returned was overwritten by a later call
             np.testing.assert_array_equal(y, y_copy)
-            np.testing.assert_array_equal(cols, cols_copy)
         assert not np.shares_memory(results[0][0], results[1][0])
 
 
@@ -157,41 +134,41 @@ def test_conv_backward_matches_readable_and_naive(threads, dtype, cfg, seed, nee
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stride, pad", [(1, 0), (2, 1)])
 def test_conv_one_chunk_per_thread_keeps_each_chunks_columns(dtype, stride, pad):
-    """2 threads, columns small enough to keep: with the C loops the batch runs as one chunk per thread and the
-    backward finds each chunk's columns by its batch range; either way the results are the readable op's."""
+    """2 threads, columns small enough to keep: the batch runs as one chunk per thread and the backward finds
+    each chunk's columns by its batch range; the results are the readable op's."""
     rng = np.random.default_rng(3)
     x, W, b = (rng.standard_normal(shape).astype(dtype) for shape in [(5, 3, 9, 9), (4, 3, 3, 3), (4,)])
-    old = (_parallel.get_num_threads(), _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS,
-           _cpu_fast._DIRECT_IMAGE_BYTES)
-    _parallel.set_num_threads(2)
-    _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS, _cpu_fast._DIRECT_IMAGE_BYTES = 1, 0, 0
-    try:
+    with copy_threads(2), tuned(direct_image_bytes=0, chunk_bytes=Tuning().chunk_bytes):
         y, cache = ops.conv2d_forward(x, W, b, stride, pad)
-        if _native.available(dtype):
-            assert sorted(cache.grid.cols) == [(0, 2), (2, 5)]
+        if build.gemm(dtype):
+            assert sorted(cache.cols) == [(0, 2), (2, 5)]
         dy = rng.standard_normal(y.shape).astype(dtype)
         got = ops.conv2d_backward(dy, cache)
-    finally:
-        _parallel.set_num_threads(old[0])
-        _parallel.MIN_ELEMENTS_PER_THREAD, _cpu_fast._PARALLEL_CONV_FLOPS, _cpu_fast._DIRECT_IMAGE_BYTES = old[1:]
     y_ref, cache_ref = reference(ops.conv2d_forward, x, W, b, stride, pad)
     np.testing.assert_allclose(y, y_ref, **TOL[dtype])
     for g, w in zip(got, reference(ops.conv2d_backward, dy, cache_ref)):
         np.testing.assert_allclose(g, w, **TOL[dtype])
 
 
-def test_small_convolutions_run_in_one_thread():
-    old = _parallel.get_num_threads()
-    _parallel.set_num_threads(2)
-    try:
-        assert _cpu_fast._conv_threads(6, 25, 36864) == 1                      # issue 7's 28x28 conv: 11 MFLOP
-        assert _cpu_fast._conv_threads(16, 150, 4096) == 2                     # its 12x12 conv: 20 MFLOP
-        seen = set()
-        with _parallel.serial():
-            _parallel.parallel_chunks(lambda a, b: seen.add(threading.get_ident()), 4, 10**9)
-        assert seen == {threading.get_ident()}
-    finally:
-        _parallel.set_num_threads(old)
+def test_small_convolutions_run_in_one_thread(monkeypatch):
+    """Below TUNING.parallel_conv_flops a convolution runs start to end in the calling thread."""
+    seen = set()
+    real = fast_threads.parallel_chunks
+    monkeypatch.setattr(fast_threads, "parallel_chunks", lambda fn, n, e: real(
+        lambda a, b: seen.add(threading.get_ident()) or fn(a, b), n, e))
+    x = np.ones((2, 1, 12, 12), np.float32)
+    W = np.ones((6, 1, 5, 5), np.float32)
+    with copy_threads(2), tuned(parallel_conv_flops=15e6, direct_image_bytes=0):
+        from minicnn.fast_cpu import conv as fast_conv
+        monkeypatch.setattr(fast_conv, "parallel_chunks", fast_threads.parallel_chunks)
+        y, cache = ops.conv2d_forward(x, W)
+        assert cache.threads == 1
+        ops.conv2d_backward(y, cache)
+    assert seen <= {threading.get_ident()}
+    with fast_threads.serial():
+        seen.clear()
+        fast_threads.parallel_chunks(lambda a, b: seen.add(threading.get_ident()), 4, 10**9)
+    assert seen == {threading.get_ident()}
 
 
 def _pool_input(cfg, rng, dtype, ties):
@@ -255,7 +232,6 @@ def test_max_pool_all_ties_padding_and_signed_zeros_match_readable(threads, dtyp
     with copy_threads(threads):
         rng = np.random.default_rng(3)
         for fill, shape in itertools.product((1.0, -np.inf, np.nan, None), [(2, 3, 7, 8), (2, 3, 6, 6)]):
-            # 6x6 under 2x2/2: windows that tile the input (the tiling path); else the phase grid
             x = rng.choice(np.array([0.0, -0.0], dtype=dtype), shape) if fill is None else \
                 np.full(shape, fill, dtype=dtype)
             y, cache = ops.max_pool2d_forward(x, *args)
@@ -271,7 +247,7 @@ def test_max_pool_all_ties_padding_and_signed_zeros_match_readable(threads, dtyp
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", [(2, 2), (3, 2), (1, 1)])
 def test_max_pool_tiling_windows_match_readable(threads, dtype, kernel):
-    """stride = kernel on divisible sizes (the tiling path), with ties, and with a NaN (back to the grid)."""
+    """stride = kernel on divisible sizes (windows that tile the input), with ties, and with a NaN."""
     with copy_threads(threads):
         rng = np.random.default_rng(11)
         for ties, nan in [(False, False), (True, False), (True, True)]:
@@ -336,8 +312,7 @@ def test_lrn_matches_readable(threads, dtype, N, C, H, W, n, k, alpha, beta, see
             dy = rng.standard_normal(x.shape).astype(dtype)
             dx = ops.lrn_backward(dy, cache)
             np.testing.assert_allclose(dx, reference(ops.lrn_backward, dy, cache_ref), **TOL[dtype])
-            # a cache made by the readable path (no cached scale) still works with the fast backward
-            np.testing.assert_allclose(ops.lrn_backward(dy, cache_ref), dx, **TOL[dtype])
+            assert type(cache).__name__ == "FastLRNCache" and type(cache_ref) is ops.normalization.LRNCache
             assert y.dtype == dx.dtype == dtype
             kept.append([(a, a.copy()) for a in (y, cache.d, cache.scale, dx)])
         for pairs in kept:
@@ -345,7 +320,30 @@ def test_lrn_matches_readable(threads, dtype, N, C, H, W, n, k, alpha, beta, see
                 np.testing.assert_array_equal(a, a_copy)
 
 
-def test_lrn_fast_gradient_numerical():
+@pytest.mark.parametrize("rule", ["backprop", "deconvnet", "guided"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@threads_param
+def test_relu_backward_matches_readable_bit_for_bit(threads, dtype, rule):
+    with copy_threads(threads):
+        rng = np.random.default_rng(7)
+        for shape in [(2, 3, 5, 4), (7,), (3, 11)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            dy = rng.standard_normal(shape).astype(dtype)
+            flat_x, flat_dy = x.reshape(-1), dy.reshape(-1)
+            flat_x[:3] = [0.0, -0.0, np.nan]
+            flat_dy[:5] = [np.inf, -np.inf, np.nan, -0.0, 0.0]
+            dy_before = dy.copy()
+            got = ops.relu_backward(dy, x, rule)
+            want = reference(ops.relu_backward, dy, x, rule)
+            np.testing.assert_array_equal(dy, dy_before)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # same bits: signed zeros, NaN
+            second = ops.relu_backward(-dy, x, rule)
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # not overwritten
+            assert not np.shares_memory(got, second)
+
+
+def test_lrn_gradient_numerical():
     from minicnn.gradcheck import GRADCHECK_TOLERANCE, check_op
     rng = np.random.default_rng(3)
     x = distinct_values((2, 6, 3, 3), rng, spacing=0.02)
@@ -377,61 +375,39 @@ def test_training_step_of_a_small_zfnet_matches_readable(threads):
             np.testing.assert_allclose(grads[key], grads_ref[key], rtol=1e-10, atol=1e-12, err_msg=key)
 
 
-def test_parallel_chunks_cover_the_range_once_and_reraise(monkeypatch):
-    monkeypatch.setattr(_parallel, "MIN_ELEMENTS_PER_THREAD", 1)
-    old = _parallel.get_num_threads()
-    _parallel.set_num_threads(2)
+def test_parallel_chunks_cover_the_range_once_and_reraise():
+    old = fast_threads.get_num_threads()
+    fast_threads.set_num_threads(2)
     try:
         hits = np.zeros(7, dtype=np.int64)
 
         def mark(a, b):
             hits[a:b] += 1
-        _parallel.parallel_chunks(mark, 7, 7)
+        with tuned(min_elements_per_thread=1):
+            fast_threads.parallel_chunks(mark, 7, 7)
         np.testing.assert_array_equal(hits, np.ones(7, dtype=np.int64))
 
         def fail(a, b):
             if a > 0:
                 raise RuntimeError("worker failed")
-        with pytest.raises(RuntimeError, match="worker failed"):
-            _parallel.parallel_chunks(fail, 4, 4)
+        with pytest.raises(RuntimeError, match="worker failed"), tuned(min_elements_per_thread=1):
+            fast_threads.parallel_chunks(fail, 4, 4)
     finally:
-        _parallel.set_num_threads(old)
+        fast_threads.set_num_threads(old)
 
 
 def test_scratch_is_reused_and_returned_arrays_are_not_scratch():
-    a = _parallel.scratch("test_tag", (4, 5), np.float32)
-    b = _parallel.scratch("test_tag", (2, 3), np.float32)
+    a = fast_threads.scratch("test_tag", (4, 5), np.float32)
+    b = fast_threads.scratch("test_tag", (2, 3), np.float32)
     assert np.shares_memory(a, b)                    # the same memory comes back for the same tag
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
     W = np.ones((4, 3, 3, 3), dtype=np.float32)
-    y, cache = ops.conv2d_forward(x, W, None, 1, 1)
-    dx, dW, db = ops.conv2d_backward(np.ones_like(y), cache)
-    for buf in _parallel._scratch.__dict__.values():
+    with tuned(direct_image_bytes=0):             # im2col + GEMM: the path that uses scratch buffers
+        y, cache = ops.conv2d_forward(x, W, None, 1, 1)
+        dx, dW, db = ops.conv2d_backward(np.ones_like(y), cache)
+    for buf in fast_threads._scratch.__dict__.values():
         for arr in (y, dx, dW, db):
             assert not np.shares_memory(arr, buf)
-
-
-@pytest.mark.parametrize("rule", ["backprop", "deconvnet", "guided"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@threads_param
-def test_relu_backward_matches_readable_bit_for_bit(threads, dtype, rule):
-    with copy_threads(threads):
-        rng = np.random.default_rng(7)
-        for shape in [(2, 3, 5, 4), (7,), (3, 11)]:
-            x = rng.standard_normal(shape).astype(dtype)
-            dy = rng.standard_normal(shape).astype(dtype)
-            flat_x, flat_dy = x.reshape(-1), dy.reshape(-1)
-            flat_x[:3] = [0.0, -0.0, np.nan]
-            flat_dy[:5] = [np.inf, -np.inf, np.nan, -0.0, 0.0]
-            dy_before = dy.copy()
-            got = ops.relu_backward(dy, x, rule)
-            want = reference(ops.relu_backward, dy, x, rule)
-            np.testing.assert_array_equal(dy, dy_before)
-            assert got.dtype == want.dtype and got.shape == want.shape
-            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # same bits: signed zeros, NaN
-            second = ops.relu_backward(-dy, x, rule)
-            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))    # not overwritten
-            assert not np.shares_memory(got, second)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

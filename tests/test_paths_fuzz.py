@@ -1,7 +1,7 @@
 """Every public op through every path, on hostile input (issue 14).
 
-The paths: the readable NumPy bodies (``_cpu_fast.reference_paths()``), the fast CPU paths with the C loops (two
-threads, every array split), with the Numba loops and without either (the NumPy fast paths), and the CUDA kernels
+The paths: the readable NumPy bodies (``minicnn.cpu_path("readable")``), the fast CPU path (minicnn/fast_cpu: the C
+loops on two threads, every array split), and the CUDA kernels
 compiled for the CPU (tests/test_kernels.py's shim, the ops routed down their GPU branch). Each example runs one
 op family on every path and holds each to the readable one:
 
@@ -21,11 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn import ops
-from minicnn.ops import _cpu_fast
+import minicnn
 from test_kernels import cpu_kernels, on_cpu_kernels  # noqa: F401  (a fixture, used through `paths`)
 from test_ops_speedpaths import copy_threads
 
-FAST = [(2, "c"), (1, "numba"), (2, "numpy")]
 OP_NAMES = ("conv2d", "linear", "im2col", "col2im", "max_pool2d", "avg_pool2d", "relu", "lrn", "dropout",
             "softmax", "log_softmax")
 SUM_TOL = {np.dtype(np.float32): dict(rtol=3e-5, atol=3e-5), np.dtype(np.float64): dict(rtol=1e-11, atol=1e-11)}
@@ -34,12 +33,10 @@ SUM_TOL = {np.dtype(np.float32): dict(rtol=3e-5, atol=3e-5), np.dtype(np.float64
 @pytest.fixture(scope="module")
 def paths(request):
     """name -> a function returning the context in which the public ops take that path."""
-    found = {"readable": _cpu_fast.reference_paths}
-    from minicnn.ops import _jit_loops, _native
-    for threads, loops in FAST:
-        if (loops == "c" and not _native.available()) or (loops == "numba" and not _jit_loops.available()):
-            continue                                   # not on this machine (test_ops_native says why)
-        found[f"{threads}thread-{loops}"] = lambda p=(threads, loops): copy_threads(p)
+    found = {"readable": lambda: minicnn.cpu_path("readable")}
+    from minicnn import fast_cpu
+    if fast_cpu.available():                           # else not on this machine (test_ops_native says why)
+        found["2thread-fast"] = lambda: copy_threads(2)
     try:
         libs = request.getfixturevalue("cpu_kernels")
     except pytest.skip.Exception:

@@ -1,9 +1,13 @@
 """Pure functional ops: ``*_forward(...) -> (y, cache)`` and ``*_backward(dy, cache, ...)``.
 
+The bodies here are readable NumPy and are the definition. On NumPy input the ops that have a faster version hand
+their work to ``minicnn.fast_cpu`` unless the readable path is chosen: ``minicnn.cpu_path("readable")`` or
+``MINICNN_CPU_PATH=readable`` (``ops/dispatch.py``, the one place that decides).
+
 Each works on NumPy or CuPy arrays alike and never writes into ``dy`` or into anything the caller owns.
 
-The input contract, the same on every path (the readable NumPy bodies, the fast CPU paths with their C and Numba
-loops, the CUDA kernels):
+The input contract, the same on every path (the readable NumPy bodies, the fast CPU path of ``minicnn.fast_cpu``
+with its C loops, the CUDA kernels):
 
 * **dtypes.** float32 and float64 are supported. Any other dtype (float16, integers, bool, object) is rejected
   by every op before any path runs, with a ``TypeError`` that names the op and the dtype it got.

@@ -1,7 +1,7 @@
 """Argument checks shared by the ops: every message names the layer, the expected and the actual value.
 
-The public ops call these before any path is chosen (readable NumPy, the fast CPU paths with their C and Numba
-loops, the CUDA kernels), so that every path accepts and rejects exactly the same input, and nothing that
+Every path runs these before it computes (the readable NumPy ops, the fast CPU path of ``minicnn.fast_cpu`` with
+its C loops, the CUDA kernels), so that every path accepts and rejects exactly the same input, and nothing that
 reaches C or a kernel can read or write outside its arrays.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Thin wrappers that run the hand-written CUDA kernels of ``minicnn/kernels/`` on CuPy arrays.
+"""Thin wrappers that run the hand-written CUDA kernels of ``kernels/`` on CuPy arrays.
 
 The public ops (``ops.conv.im2col``, ``ops.pool.max_pool2d_forward``, ...) call these when their input is a
 CuPy array of float32 or float64 (``handles(x)``); NumPy arrays stay on the readable NumPy code. Each wrapper

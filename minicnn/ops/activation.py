@@ -1,6 +1,6 @@
 """ReLU with its three backward rules, softmax and log-softmax.
 
-The rules (DESIGN §4) differ only in where the upstream signal ``dy`` is let through:
+The rules (ARCHITECTURE.md §5) differ only in where the upstream signal ``dy`` is let through:
 
     rule         passes dy where              used by
     "backprop"   x > 0  (the forward input)   training, saliency (Simonyan et al.)
@@ -12,7 +12,8 @@ So the deconvnet is the network's own backward pass with a different ReLU rule.
 from __future__ import annotations
 
 from .. import backend
-from . import _cpu_fast, _gpu
+from . import _gpu
+from .dispatch import fast_cpu_alternative
 from ._checks import check_array, check_same_device, check_shape
 
 __all__ = ["RELU_RULES", "relu_forward", "relu_backward", "softmax", "log_softmax"]
@@ -20,11 +21,10 @@ __all__ = ["RELU_RULES", "relu_forward", "relu_backward", "softmax", "log_softma
 RELU_RULES = ("backprop", "deconvnet", "guided")
 
 
+@fast_cpu_alternative
 def relu_forward(x, name="relu"):
     """y = max(x, 0), elementwise; the cache is the input x (any shape). NaN stays NaN."""
     check_array(x, name)
-    if _cpu_fast.use_relu_forward(x):    # NumPy: the same np.maximum, split over the copy threads
-        return _cpu_fast.relu_forward(x), x
     xp = backend.xp(x)
     return xp.asarray(xp.maximum(x, 0)), x         # asarray: a 0-d input gives a 0-d array, not a scalar
 
@@ -34,18 +34,23 @@ def check_rule(rule, name="relu"):
         raise ValueError(f"{name}: unknown ReLU rule {rule!r}; expected one of {', '.join(map(repr, RELU_RULES))}")
 
 
+def check_relu_backward(dy, cache, rule, name):
+    """What every relu_backward checks first."""
+    check_rule(rule, name)
+    check_array(dy, name, "upstream gradient")
+    check_array(cache, name, "cache (the forward input)")
+    check_shape(dy, cache.shape, name, of="the input shape")
+    check_same_device(dy, cache, name, "cache (the forward input)")
+
+
+# The cache is the forward input itself, not a fast-path type: the switch decides, as for a forward.
+@fast_cpu_alternative(cache_decides=False)
 def relu_backward(dy, cache, rule="backprop", name="relu"):
     """dy (shape of x) -> dx: dy where the rule lets it through, 0 elsewhere. Never writes into dy."""
-    check_rule(rule, name)
+    check_relu_backward(dy, cache, rule, name)
     x = cache
-    check_array(dy, name, "upstream gradient")
-    check_array(x, name, "cache (the forward input)")
-    check_shape(dy, x.shape, name, of="the input shape")
-    check_same_device(dy, x, name, "cache (the forward input)")
     if _gpu.handles(dy):  # CuPy array: the kernel in kernels/relu.cu
         return _gpu.relu_backward(dy, x, rule)
-    if _cpu_fast.use_relu_backward(dy, x):    # NumPy: the same result without np.where (see ops/_cpu_fast.py)
-        return _cpu_fast.relu_backward(dy, x, rule)
     xp = backend.xp(dy)
     if rule == "backprop":
         gate = x > 0

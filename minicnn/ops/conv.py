@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import backend
-from . import _cpu_fast, _gpu
+from . import _gpu
+from .dispatch import fast_cpu_alternative
 from ._checks import check_float_array, check_same_device, check_shape, check_shape_tuple, conv_output_size, pair
 
 __all__ = [
@@ -102,11 +101,10 @@ class ConvCache:
     stride: tuple
     pad: tuple
     y_shape: tuple
-    grid: object = None     # the fast CPU path keeps x and its grid instead of cols (see ops/_cpu_fast.py)
-    x: object = None
 
 
-def _check_conv_args(x, W, b, name):
+def check_conv_args(x, W, b, name):
+    """Everything conv2d_forward checks before it computes (the fast path runs the same checks)."""
     check_float_array(x, 4, name)
     check_float_array(W, 4, name, what="weight", layout="(F, C, kh, kw)")
     if x.dtype != W.dtype:
@@ -126,11 +124,11 @@ def _check_bias(b, x, n, name, layout):
             raise ValueError(f"{name}: bias must have shape ({n},), got {tuple(b.shape)}")
 
 
-def _check_conv_cache(dy, cache, name):
-    """Everything conv2d_backward reads, checked before any path runs (a cache that does not belong to ``dy``
-    must raise here, not send the C loops past the end of an array). Returns dy in the layer's dtype."""
-    if not isinstance(cache, ConvCache):
-        raise TypeError(f"{name}: cache must be the ConvCache of the forward pass, got {type(cache).__name__}")
+def check_conv_backward(dy, cache, name, cache_type):
+    """What every conv2d_backward checks before it reads the cache (a cache that does not belong to ``dy`` must
+    raise here, not send a C loop past the end of an array). Returns dy in the layer's dtype."""
+    if not isinstance(cache, cache_type):
+        raise TypeError(f"{name}: cache must be the {cache_type.__name__} of the forward pass, got {type(cache).__name__}")
     check_float_array(dy, 4, name, what="upstream gradient", layout="(N, F, oh, ow)")
     check_shape(dy, check_shape_tuple(cache.y_shape, 4, name, "cache.y_shape"), name)
     W = cache.W
@@ -142,42 +140,22 @@ def _check_conv_cache(dy, cache, name):
         raise ValueError(f"{name}: the cache does not hold one convolution: input {x_shape}, weights "
                          f"{tuple(W.shape)}, stride {stride}, pad {pad} give output {expected}, the cache says "
                          f"{tuple(cache.y_shape)}")
-    F, C, kh, kw = W.shape
-    if cache.grid is not None:
-        g = cache.grid
-        if not (isinstance(cache.x, np.ndarray) and tuple(cache.x.shape) == x_shape and cache.x.dtype == W.dtype
-                and (g.kh, g.kw, g.sy, g.sx, g.ph, g.pw, g.oh, g.ow) == (kh, kw, *stride, *pad, *expected[2:])):
-            raise ValueError(f"{name}: the cache's input and grid do not match its shapes {x_shape} -> {expected}")
-    else:
-        cols = cache.cols
-        want = (C * kh * kw, x_shape[0] * expected[2] * expected[3])
-        if not (hasattr(cols, "shape") and tuple(cols.shape) == want and cols.dtype == W.dtype):
-            raise ValueError(f"{name}: cache.cols must be a {W.dtype} array of shape {want}, got "
-                             f"{getattr(cols, 'shape', type(cols).__name__)}")
-        check_same_device(dy, W, name, "cache.W")
-        check_same_device(dy, cols, name, "cache.cols")
+    check_same_device(dy, W, name, "cache.W")
     return dy.astype(W.dtype, copy=False)
 
 
+@fast_cpu_alternative
 def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     """2-D convolution (cross-correlation, as in every deep-learning framework).
 
     x: (N, C, H, W), W: (F, C, kh, kw), b: (F,) or None -> y: (N, F, oh, ow), cache.
     """
-    _check_conv_args(x, W, b, name)
+    check_conv_args(x, W, b, name)
     xp = backend.xp(x)
     F, _, kh, kw = W.shape
     stride, pad = pair(stride, "stride", name), pair(pad, "pad", name)
     N = x.shape[0]
     oh, ow = conv_output_shape(x.shape, (kh, kw), stride, pad, name)
-    # NumPy: the same result from fewer, threaded passes (ops/_cpu_fast.py); an empty input or weight (N, C or F
-    # zero) has nothing to speed up and takes the readable body
-    if _cpu_fast.use(x) and _cpu_fast.use(W) and x.size and W.size:
-        y, grid = _cpu_fast.conv2d_forward(x, W, b, stride, pad, oh, ow)
-        # The readable path's backward reads the columns made here; where the fast one reads x instead, it reads
-        # a private copy, so that a caller reusing its input buffer gets the same gradients on both paths.
-        kept = x if grid.cols is not None else _cpu_fast.private_copy(x)
-        return y, ConvCache(tuple(x.shape), W, None, stride, pad, tuple(y.shape), grid, kept)
     cols = im2col(x, (kh, kw), stride, pad)
     y = W.reshape(F, -1) @ cols                       # (F, N*oh*ow): the one GEMM
     if b is not None:
@@ -186,6 +164,7 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     return y, ConvCache(tuple(x.shape), W, cols, stride, pad, tuple(y.shape))
 
 
+@fast_cpu_alternative
 def conv2d_backward(dy, cache: ConvCache, need_dx=True, param_grads=True, name="conv2d"):
     """Gradients of conv2d_forward.
 
@@ -193,17 +172,14 @@ def conv2d_backward(dy, cache: ConvCache, need_dx=True, param_grads=True, name="
     ``need_dx=False`` skips the input gradient (the first layer of a network never needs it);
     ``param_grads=False`` skips dW and db (deconvnet and saliency need only dx).
     """
-    dy = _check_conv_cache(dy, cache, name)
+    dy = check_conv_backward(dy, cache, name, ConvCache)
     W, cols = cache.W, cache.cols
-    if cache.grid is not None:      # made by the fast CPU path, which caches x, not cols (ops/_cpu_fast.py)
-        dy = backend.to_numpy(dy)
-        if _cpu_fast.finite(dy, W, cache.x if param_grads else None):
-            return _cpu_fast.conv2d_backward(dy, W, cache.x, cache.grid, need_dx, param_grads)
-        # NaN or inf: the fast paths multiply zeros (padding, junk columns) by every value, where a NaN or inf
-        # would land on cells the definition leaves untouched; the readable computation below puts them where
-        # this one does.
-        cols = im2col(cache.x, W.shape[2:], cache.stride, cache.pad)
-    F = W.shape[0]
+    F, C, kh, kw = W.shape
+    want = (C * kh * kw, cache.x_shape[0] * dy.shape[2] * dy.shape[3])
+    if not (hasattr(cols, "shape") and tuple(cols.shape) == want and cols.dtype == W.dtype):
+        raise ValueError(f"{name}: cache.cols must be a {W.dtype} array of shape {want}, got "
+                         f"{getattr(cols, 'shape', type(cols).__name__)}")
+    check_same_device(dy, cols, name, "cache.cols")
     dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1)   # (F, N*oh*ow), same column order as cols
     dx = dW = db = None
     if param_grads:
@@ -220,7 +196,7 @@ def conv2d_forward_naive(x, W, b=None, stride=1, pad=0):
 
     y[n, f, oy, ox] = b[f] + sum_{c, ky, kx} W[f, c, ky, kx] * x_pad[n, c, sy*oy + ky, sx*ox + kx]
     """
-    _check_conv_args(x, W, b, "conv2d_naive")
+    check_conv_args(x, W, b, "conv2d_naive")
     xp = backend.xp(x)
     F, _, kh, kw = W.shape
     (sy, sx), (ph, pw) = pair(stride, "stride", "conv2d_naive"), pair(pad, "pad", "conv2d_naive")
@@ -265,8 +241,8 @@ class LinearCache:
     W: object
 
 
-def linear_forward(x, W, b=None, name="linear"):
-    """Fully connected layer. x: (N, in), W: (in, out), b: (out,) or None -> y: (N, out), cache."""
+def check_linear_args(x, W, b, name):
+    """Everything linear_forward checks before it computes (the fast path runs the same checks)."""
     check_float_array(x, 2, name, layout="(N, in_features)")
     check_float_array(W, 2, name, what="weight", layout="(in_features, out_features)")
     if x.dtype != W.dtype:
@@ -275,16 +251,20 @@ def linear_forward(x, W, b=None, name="linear"):
         raise ValueError(f"{name}: expected {W.shape[0]} input features, got {x.shape[1]} (input shape {tuple(x.shape)})")
     check_same_device(x, W, name, "weight")
     _check_bias(b, x, W.shape[1], name, "(out_features,)")
-    if _cpu_fast.use(x) and _cpu_fast.use(W):   # NumPy: GEMMs in minicnn's threads (see ops/_cpu_fast.py)
-        return _cpu_fast.linear_forward(x, W, b), LinearCache(x, W)
+
+
+@fast_cpu_alternative
+def linear_forward(x, W, b=None, name="linear"):
+    """Fully connected layer. x: (N, in), W: (in, out), b: (out,) or None -> y: (N, out), cache."""
+    check_linear_args(x, W, b, name)
     y = x @ W
     if b is not None:
         y += b
     return y, LinearCache(x, W)
 
 
-def linear_backward(dy, cache: LinearCache, need_dx=True, param_grads=True, name="linear"):
-    """dy: (N, out) -> (dx (N, in) or None, dW (in, out) or None, db (out,) or None)."""
+def check_linear_backward(dy, cache, name):
+    """What every linear_backward checks before it reads the cache."""
     if not isinstance(cache, LinearCache):
         raise TypeError(f"{name}: cache must be the LinearCache of the forward pass, got {type(cache).__name__}")
     check_float_array(dy, 2, name, what="upstream gradient", layout="(N, out_features)")
@@ -295,8 +275,12 @@ def linear_backward(dy, cache: LinearCache, need_dx=True, param_grads=True, name
     check_shape(dy, (cache.x.shape[0], cache.W.shape[1]), name, of="the shape")
     check_same_device(dy, cache.W, name, "cache.W")
     check_same_device(dy, cache.x, name, "cache.x")
-    if _cpu_fast.use(dy) and _cpu_fast.use(cache.x) and _cpu_fast.use(cache.W):   # see ops/_cpu_fast.py
-        return _cpu_fast.linear_backward(dy, cache.x, cache.W, need_dx, param_grads)
+
+
+@fast_cpu_alternative
+def linear_backward(dy, cache: LinearCache, need_dx=True, param_grads=True, name="linear"):
+    """dy: (N, out) -> (dx (N, in) or None, dW (in, out) or None, db (out,) or None)."""
+    check_linear_backward(dy, cache, name)
     dx = dy @ cache.W.T if need_dx else None
     dW = cache.x.T @ dy if param_grads else None
     db = dy.sum(axis=0) if param_grads else None

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import backend
-from . import _cpu_fast, _gpu
+from . import _gpu
+from .dispatch import fast_cpu_alternative
 import numpy as np
 
 from ._checks import check_array, check_float_array, check_real, check_same_device, check_shape
@@ -45,7 +46,7 @@ def channel_window_sum(a, n):
     return s
 
 
-def _check_lrn_args(x, n, k, alpha, beta, name):
+def check_lrn_args(x, n, k, alpha, beta, name):
     check_float_array(x, 4, name)
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1 or n % 2 == 0:
         raise ValueError(f"{name}: the window n must be a positive odd integer (a symmetric window), got {n!r}")
@@ -64,25 +65,22 @@ class LRNCache:
     n: int
     alpha: float
     beta: float
-    scale: object = None    # d ** -beta, kept by the fast CPU path so that backward needs no power
 
 
+@fast_cpu_alternative
 def lrn_forward(x, n=5, k=2.0, alpha=1e-4, beta=0.75, name="lrn"):
     """Across-channel LRN. x: (N, C, H, W) -> y: same shape, cache. Defaults are Krizhevsky's."""
-    _check_lrn_args(x, n, k, alpha, beta, name)
+    check_lrn_args(x, n, k, alpha, beta, name)
     if _gpu.handles(x):  # CuPy array: the kernel in kernels/lrn.cu
         y, d = _gpu.lrn_forward(x, n, k, alpha, beta)
         return y, LRNCache(x, y, d, n, alpha, beta)
-    if _cpu_fast.use(x):    # NumPy: same result, no padded copies, sqrt instead of pow, threaded (ops/_cpu_fast.py)
-        y, d, scale = _cpu_fast.lrn_forward(x, n, k, alpha, beta)
-        return y, LRNCache(x, y, d, n, alpha, beta, scale)
     d = k + alpha * channel_window_sum(x * x, n)
     y = x * d ** (-beta)
     return y, LRNCache(x, y, d, n, alpha, beta)
 
 
-def lrn_backward(dy, cache: LRNCache, name="lrn"):
-    """dy: (N, C, H, W) -> dx: (N, C, H, W)."""
+def check_lrn_backward(dy, cache, name):
+    """What every lrn_backward checks before it reads the cache."""
     if not isinstance(cache, LRNCache):
         raise TypeError(f"{name}: cache must be the LRNCache of the forward pass, got {type(cache).__name__}")
     check_float_array(dy, 4, name, what="upstream gradient")
@@ -91,12 +89,14 @@ def lrn_backward(dy, cache: LRNCache, name="lrn"):
         check_shape(getattr(cache, what), cache.x.shape, name, what=f"cache.{what}", of="the input shape")
         check_same_device(dy, getattr(cache, what), name, f"cache.{what}")
     check_shape(dy, cache.x.shape, name, of="the input shape")
-    if cache.scale is not None and tuple(getattr(cache.scale, "shape", ())) != tuple(cache.x.shape):
-        raise ValueError(f"{name}: cache.scale must have the input shape {tuple(cache.x.shape)}")
+
+
+@fast_cpu_alternative
+def lrn_backward(dy, cache: LRNCache, name="lrn"):
+    """dy: (N, C, H, W) -> dx: (N, C, H, W)."""
+    check_lrn_backward(dy, cache, name)
     if _gpu.handles(dy):  # CuPy array: the kernel in kernels/lrn.cu
         return _gpu.lrn_backward(dy, cache.x, cache.y, cache.d, cache.n, cache.alpha, cache.beta)
-    if cache.scale is not None and _cpu_fast.use(dy) and _cpu_fast.use(cache.x) and dy.dtype == cache.x.dtype:
-        return _cpu_fast.lrn_backward(dy, cache.x, cache.y, cache.d, cache.scale, cache.n, cache.alpha, cache.beta)
     x, y, d, beta = cache.x, cache.y, cache.d, cache.beta
     through = dy * d ** (-beta)
     coupling = channel_window_sum(dy * y / d, cache.n)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend
-from . import _cpu_fast
 from . import _gpu
 from ._checks import (check_float_array, check_same_device, check_shape, check_shape_tuple, conv_output_size,
                       pair)
+from .dispatch import fast_cpu_alternative
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "unpool2d", "avg_pool2d_forward", "avg_pool2d_backward",
            "pool_output_shape", "PoolCache"]
@@ -40,7 +40,7 @@ class PoolCache:
     switches: object = None
 
 
-def _pool_geometry(x, kernel, stride, pad, ceil_mode, name):
+def pool_geometry(x, kernel, stride, pad, ceil_mode, name):
     check_float_array(x, 4, name)
     kh, kw = pair(kernel, "kernel", name)
     if kh < 1 or kw < 1:
@@ -55,7 +55,7 @@ def _pool_geometry(x, kernel, stride, pad, ceil_mode, name):
     return (kh, kw), (sy, sx), (ph, pw), (oh, ow)
 
 
-def _check_pool_backward(dy, cache, name, max_pool):
+def check_pool_backward(dy, cache, name, max_pool):
     """Everything a pooling backward reads, checked before any path runs: a cache that does not belong to
     ``dy`` must raise here, not send C or a kernel past the end of an array."""
     if not isinstance(cache, PoolCache):
@@ -115,6 +115,7 @@ def _padded(x, fill, kernel, stride, pad, out):
     return x_pad
 
 
+@fast_cpu_alternative
 def max_pool2d_forward(x, kernel, stride=None, pad=0, ceil_mode=False, name="max_pool2d"):
     """Max pooling that remembers where each maximum came from.
 
@@ -123,14 +124,11 @@ def max_pool2d_forward(x, kernel, stride=None, pad=0, ceil_mode=False, name="max
     holding a NaN outputs NaN, its switch at the first NaN (NaN propagates, as in PyTorch).
     """
     xp = backend.xp(x)
-    kernel, stride, pad, out = _pool_geometry(x, kernel, stride, pad, ceil_mode, name)
+    kernel, stride, pad, out = pool_geometry(x, kernel, stride, pad, ceil_mode, name)
     if _gpu.handles(x):  # CuPy array: the kernel in kernels/pool.cu
         y, switches = _gpu.max_pool2d_forward(x, kernel, stride, pad, out)
         return y, PoolCache(tuple(x.shape), kernel, stride, pad, tuple(y.shape), switches)
     (kh, kw), (sy, sx), (oh, ow) = kernel, stride, out
-    if _cpu_fast.use_pool_forward(x):    # NumPy: same result without the padded copy, threaded (ops/_cpu_fast.py)
-        y, switches = _cpu_fast.max_pool2d_forward(x, kernel, stride, pad, out)
-        return y, PoolCache(tuple(x.shape), kernel, stride, pad, tuple(y.shape), switches)
     x_pad = _padded(x, -xp.inf, kernel, stride, pad, out)
     N, C = x.shape[:2]
     y = xp.full((N, C, oh, ow), -xp.inf, dtype=x.dtype)
@@ -146,16 +144,15 @@ def max_pool2d_forward(x, kernel, stride=None, pad=0, ceil_mode=False, name="max
     return y, PoolCache(tuple(x.shape), kernel, stride, pad, (N, C, oh, ow), switches)
 
 
+@fast_cpu_alternative
 def max_pool2d_backward(dy, cache: PoolCache, name="max_pool2d"):
     """Gradient of max pooling = Zeiler-Fergus unpooling.
 
     dy: (N, C, oh, ow) -> dx: (N, C, H, W). Each dy value goes to its switch position; overlapping windows add.
     """
-    x_shape, kernel, stride, pad = _check_pool_backward(dy, cache, name, max_pool=True)
+    x_shape, kernel, stride, pad = check_pool_backward(dy, cache, name, max_pool=True)
     if _gpu.handles(dy):  # CuPy array: the gather kernel in kernels/pool.cu
         return _gpu.max_pool2d_backward(dy, cache.switches, x_shape, kernel, stride, pad)
-    if _cpu_fast.use_pool_backward(dy, cache.switches, kernel):    # NumPy: one scatter, threaded
-        return _cpu_fast.max_pool2d_backward(dy, cache.switches, x_shape, kernel, stride, pad)
     xp = backend.xp(dy)
     N, C, H, W = x_shape
     (kh, kw), (sy, sx), (ph, pw) = kernel, stride, pad
@@ -172,7 +169,6 @@ def max_pool2d_backward(dy, cache: PoolCache, name="max_pool2d"):
 
 
 unpool2d = max_pool2d_backward
-unpool2d.__doc__ = max_pool2d_backward.__doc__
 
 
 def avg_pool2d_forward(x, kernel, stride=None, pad=0, name="avg_pool2d"):
@@ -181,7 +177,7 @@ def avg_pool2d_forward(x, kernel, stride=None, pad=0, name="avg_pool2d"):
     x: (N, C, H, W) -> y: (N, C, oh, ow), cache.
     """
     xp = backend.xp(x)
-    kernel, stride, pad, out = _pool_geometry(x, kernel, stride, pad, False, name)
+    kernel, stride, pad, out = pool_geometry(x, kernel, stride, pad, False, name)
     (kh, kw), (sy, sx), (oh, ow) = kernel, stride, out
     x_pad = _padded(x, 0, kernel, stride, pad, out)
     N, C = x.shape[:2]
@@ -195,7 +191,7 @@ def avg_pool2d_forward(x, kernel, stride=None, pad=0, name="avg_pool2d"):
 
 def avg_pool2d_backward(dy, cache: PoolCache, name="avg_pool2d"):
     """dy: (N, C, oh, ow) -> dx: (N, C, H, W); every window spreads dy / (kh*kw) evenly."""
-    x_shape, (kh, kw), (sy, sx), (ph, pw) = _check_pool_backward(dy, cache, name, max_pool=False)
+    x_shape, (kh, kw), (sy, sx), (ph, pw) = check_pool_backward(dy, cache, name, max_pool=False)
     xp = backend.xp(dy)
     N, C, H, W = x_shape
     oh, ow = dy.shape[2:]

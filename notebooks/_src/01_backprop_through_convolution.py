@@ -22,10 +22,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
+import minicnn
 from minicnn import ops
 from minicnn.gradcheck import numerical_gradient, relative_error
 
 SCALE = float(os.environ.get("MINICNN_NB_SCALE", "1"))
+# The readable CPU path: every op here runs the NumPy code in minicnn/ops/ that this notebook explains, so a
+# breakpoint or a print placed there is hit (the default fast path gives the same numbers from C loops).
+minicnn.cpu_path("readable")
 rng = np.random.default_rng(0)
 plt.rcParams.update({"figure.dpi": 80, "image.interpolation": "nearest"})
 print(f"scale {SCALE}")

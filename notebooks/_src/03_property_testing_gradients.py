@@ -21,12 +21,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minicnn
 from minicnn import ops
 from minicnn.gradcheck import (GRADCHECK_TOLERANCE, check_op, conv_configs, distinct_values, gradcheck_table,
                                numerical_gradient, pool_configs, relative_error)
 
 SCALE = float(os.environ.get("MINICNN_NB_SCALE", "1"))
 N_EXAMPLES = max(5, int(25 * SCALE))
+# The readable CPU path: every op here runs the NumPy code in minicnn/ops/ that this notebook explains, so a
+# breakpoint or a print placed there is hit (the default fast path gives the same numbers from C loops).
+minicnn.cpu_path("readable")
 rng = np.random.default_rng(0)
 plt.rcParams.update({"figure.dpi": 80})
 # derandomize: the same examples every run; database=None: hypothesis writes nothing to disk

@@ -1,22 +1,16 @@
-"""C loops for the CPU fast paths, compiled on first use by the machine's own C compiler and called through ctypes.
+"""Building and loading the C loops: compiled at first use by the machine's C compiler, called through ctypes.
 
-Two kinds of loop gain from C: those that want vector instructions neither NumPy (one pass per window tap) nor
-Numba (which left the pooling loops scalar) produces -- max pooling compares 8 float32 outputs at once in 32-byte
-vectors (``minicnn/kernels/cpu_pool.c``) -- and copies made of many short runs, where NumPy pays its loop setup
-per run -- im2col and col2im on small images (``minicnn/kernels/cpu_im2col.c``). That file also runs a whole
-batch chunk of a convolution in one call, calling NumPy's own BLAS for the GEMMs through the address ``gemm()``
-finds, so that two threads hand the GIL to each other once per chunk instead of once per step. Small stride-1
-convolutions skip the column matrix: ``minicnn/kernels/cpu_conv_direct.c`` computes their forward, dW and dx
-directly, the running sums in vector registers and one image's data in the L1 cache. The C sources ship
-with the package, beside the CUDA kernels, and follow the kernels' convention: one source, the element type ``T``
-set at compile time (``-DT=float`` or ``-DT=double``).
+The sources are ``kernels/cpu_pool.c``, ``kernels/cpu_im2col.c`` and ``kernels/cpu_conv_direct.c`` (with
+``cpu_common.h``), found through ``backend.KERNEL_DIR`` beside the CUDA kernels. Like the kernels, one source
+serves both dtypes: the element type ``T`` is set at compile time (``-DT=float`` or ``-DT=double``). They need
+GCC >= 12 or clang (GNU vector extensions and ``__builtin_shufflevector``).
 
-Building: the first call in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set; 3-4 s of CPU a dtype,
-with a one-line notice on stderr) and keeps the shared library in a cache directory (``$MINICNN_CACHE_DIR``,
-else ``$XDG_CACHE_HOME/minicnn`` or ``~/.cache/minicnn``), named by a hash of the source, the compiler, its flags
-and this CPU, so that a changed source, compiler or machine builds anew. ``-march=native`` is what lets the
-compiler use AVX2 where the CPU has it; no ``-ffast-math``, which would change the NaN and signed-zero results
-the tests hold the loops to.
+Building: the first use in a fresh environment runs ``cc -O3 -march=native`` (``$CC`` if set), with a one-line
+notice on stderr; it takes 3-4 s of CPU per dtype. The library is kept in a cache directory
+(``$MINICNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/minicnn`` or ``~/.cache/minicnn``), named by a hash of the
+sources, the compiler, its flags and the CPU, so that a changed source, compiler or machine builds anew.
+``-march=native`` lets the compiler use AVX2 where the CPU has it (a second try without it where the compiler does
+not know it); no ``-ffast-math``, which would change the NaN and signed-zero results the tests hold the loops to.
 
 The cache survives crashes, power loss and concurrent processes:
 
@@ -30,9 +24,8 @@ The cache survives crashes, power loss and concurrent processes:
   that waited finds the library built and loads it.
 * Temporaries of builds whose process is gone (killed mid-build) are removed at the next first load.
 
-Where no C compiler is found, a build fails, or ``MINICNN_NATIVE=0`` is set, ``available()`` is False and the
-callers fall back to the Numba loops or the NumPy fast paths. ctypes releases the GIL for the duration of each
-call, so the shares that ``_parallel.parallel_chunks`` hands to minicnn's threads run side by side.
+Where no C compiler is found or a build fails, ``library()`` returns None, ``build_error()`` says why and the
+public ops run their readable bodies (``minicnn info`` shows it all: ``info()``).
 """
 from __future__ import annotations
 
@@ -59,7 +52,7 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["available", "disabled", "library", "build_error", "gemm"]
+__all__ = ["library", "build_error", "gemm", "info", "call"]
 
 SOURCES = ("cpu_pool.c", "cpu_im2col.c", "cpu_conv_direct.c")
 HEADERS = ("cpu_common.h",)             # included by the sources: part of the cache key
@@ -67,21 +60,25 @@ FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC")
 ARCH_FLAGS = ("-march=native",)           # dropped (with a second try) where the compiler does not know it
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
-_ENV_ON = os.environ.get("MINICNN_NATIVE", "1") != "0"
-_switch = _ENV_ON
 _libraries = {}            # dtype -> ctypes.CDLL, or None where its build failed
 _errors = {}               # dtype -> why the build failed
 _lock = threading.Lock()
+
+
+def _fresh_lock_in_child():
+    """A fork while another thread held the lock (building) would leave it held for ever in the child."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 _P, _I = ctypes.c_void_p, ctypes.c_int64
 # name -> (argument types: the pointers first, then the int64 sizes; return type) -- see the C sources
 _SIGNATURES = {
     "max_pool_forward": ([_P, _P, _P, _P] + [_I] * 13, ctypes.c_int),
     "max_pool_backward": ([_P, _P, _P, _P] + [_I] * 13, ctypes.c_int),
-    "max_pool_forward_2x2": ([_P, _P, _P] + [_I] * 3, ctypes.c_int),
-    "max_pool_backward_2x2": ([_P, _P, _P] + [_I] * 3, ctypes.c_int),
-    "im2col": ([_P, _P] + [_I] * 14, None),
-    "col2im": ([_P, _P] + [_I] * 15, None),
     "conv_forward_chunk": ([_P] * 7 + [_I] * 13, None),
     "conv_backward_chunk": ([_P] * 10 + [_I] * 14, None),
     "conv_direct": ([_P] * 4 + [_I] * 12, ctypes.c_int),
@@ -89,26 +86,8 @@ _SIGNATURES = {
 }
 
 
-def available(dtype=np.float32):
-    """True when the C loops for ``dtype`` can run here (switched on, a compiler found, the build succeeded)."""
-    return _switch and library(dtype) is not None
-
-
-@contextlib.contextmanager
-def disabled():
-    """Within this block ``available()`` is False: the callers use their fallback paths (tests, A/B runs)."""
-    global _switch
-    old, _switch = _switch, False
-    try:
-        yield
-    finally:
-        _switch = old
-
-
 def build_error(dtype=np.float32):
     """Why the C loops for ``dtype`` are not available (None when they are, or before the first try)."""
-    if not _ENV_ON:
-        return "MINICNN_NATIVE=0"
     return _errors.get(np.dtype(dtype))
 
 
@@ -116,7 +95,7 @@ def library(dtype):
     """The compiled loops for ``dtype`` (float32 or float64) as a ctypes library, building it on first use;
     None when that is not possible here (see ``build_error``)."""
     dtype = np.dtype(dtype)
-    if not _ENV_ON or dtype not in _TYPES:
+    if dtype not in _TYPES:
         return None
     if dtype not in _libraries:
         with _lock:
@@ -181,6 +160,22 @@ def _compiler():
     raise RuntimeError("no C compiler (cc, gcc or clang) on the PATH")
 
 
+def info():
+    """What ``minicnn info`` shows about the C loops: compiler, flags, cache directory, and per dtype the
+    library loaded or why there is none (None: not tried yet in this process)."""
+    try:
+        cc = _compiler()
+    except RuntimeError as e:
+        cc = f"none ({e})"
+    out = {"compiler": cc, "flags": " ".join(FLAGS + ARCH_FLAGS), "cache": os.environ.get("MINICNN_CACHE_DIR")
+           or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "minicnn")}
+    for dtype, ctype in _TYPES.items():
+        lib = _libraries.get(dtype)
+        out[ctype] = lib._name if lib is not None else _errors.get(dtype)
+    out["blas gemm"] = "found" if any(_gemms.get(d) for d in _TYPES) else "not found (or not tried)"
+    return out
+
+
 def _cpu_fingerprint():
     """What -march=native depends on: a library built for one CPU may not run on another sharing the cache."""
     try:
@@ -225,7 +220,8 @@ def _build(ctype):
     with _exclusive(target.with_name(target.name + ".lock")):
         if valid_library(target):                    # built by another process while this one waited
             return target
-        print(f"minicnn: compiling the C loops for {ctype} (once; cached in {directory})", file=sys.stderr)
+        print(f"minicnn: compiling the C loops for {ctype} (once, a few seconds; cached in {directory})",
+              file=sys.stderr)
         errors = []
         for arch in (ARCH_FLAGS, ()):
             partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
@@ -237,7 +233,7 @@ def _build(ctype):
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-2000:]}")
-    raise RuntimeError("building the C loops failed:\n" + "\n".join(errors))
+    raise RuntimeError("building the C loops failed (they need GCC >= 12 or clang):\n" + "\n".join(errors))
 
 
 def _sidecar(target):
