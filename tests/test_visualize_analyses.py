@@ -235,3 +235,31 @@ def test_correspondence_identical_images_agree_perfectly_and_scores_are_fraction
     assert "eye" in varied.table()
     with pytest.raises(ValueError, match="must lie inside the 12x12 image"):
         correspondence(net, same, {"bad": (0, 13, 0, 2)}, ["relu2"])
+
+
+def test_correspondence_per_image_random_boxes_are_a_baseline_for_aligned_images():
+    # identical (perfectly aligned) images: a random box shared by all is itself a corresponding part (score 0);
+    # boxes drawn per image occlude different regions, so their sign changes disagree
+    rng = np.random.default_rng(3)
+    net = small_net()
+    same = np.repeat(rng.standard_normal((1, 1, 12, 12)).astype(np.float32), 4, axis=0)
+    parts = {"eye": (2, 5, 2, 6)}
+    shared = correspondence(net, same, parts, ["relu2"], n_random=4)
+    per_image = correspondence(net, same, parts, ["relu2"], n_random=4, random="per_image")
+    assert shared.mean[1, 0] == 0 and per_image.mean[1, 0] > 0.05
+    assert per_image.rows == ["eye", "random 3x4 per image"] and per_image.mean[0, 0] == 0
+    # random_on: one allowed centre, the same in every image -> every random box is the same box again
+    on = np.zeros((4, 12, 12), bool)
+    on[:, 7, 7] = True
+    pinned = correspondence(net, same, parts, ["relu2"], n_random=2, random="per_image", random_on=on)
+    assert pinned.mean[1, 0] == 0
+    # a (C, H, W) fill paints that image into the part: filling with the image itself changes nothing (0 changes,
+    # which agree); a filled part that does change the code still agrees across identical images
+    res = correspondence(net, same, parts, ["relu2"], n_random=1, fill=same[0])
+    assert res.mean[0, 0] == 0
+    with pytest.raises(ValueError, match="random must be 'shared' or 'per_image'"):
+        correspondence(net, same, parts, ["relu2"], random="each")
+    with pytest.raises(ValueError, match="random_on must be a bool array of shape"):
+        correspondence(net, same, parts, ["relu2"], random_on=np.ones((4, 11, 12), bool))
+    with pytest.raises(ValueError, match="fill must be a number or an image"):
+        correspondence(net, same, parts, ["relu2"], fill=np.zeros((1, 11, 12), np.float32))
