@@ -165,8 +165,6 @@ def export_run(run_dir, dest=None, *, n_test: int = 1000, recipe=None, name: str
     this package folder). Fashion-MNIST test images ship as published (uint8 28x28); the photos network's as the
     uint8 crops of its test split. Returns the weights' path.
     """
-    import shutil
-
     from ..data.load import stratified_subset
     from ..train import atomic_write_bytes, evaluate, load_run, save_checkpoint
     key = canonical_name(name, "export_run")
@@ -213,8 +211,10 @@ def export_run(run_dir, dest=None, *, n_test: int = 1000, recipe=None, name: str
     path = save_checkpoint(os.path.join(dest, names[0]), run.net, epoch=run.meta.get("epoch", 0), meta=meta,
                            mean=splits.mean)
     evo = os.path.join(os.fspath(run_dir), "evolution.npz")
-    if os.path.exists(evo):
-        shutil.copyfile(evo, os.path.join(dest, names[2]))
+    if os.path.exists(evo):     # compressed: the crops are mostly zeros outside the receptive fields
+        with np.load(evo, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        atomic_write_bytes(os.path.join(dest, names[2]), lambda f: np.savez_compressed(f, **arrays))
     with open(os.path.join(dest, RESULTS[key]), "w") as f:
         json.dump({k: meta[k] for k in ("command", "recipe", "trained_epochs", "test_top1", "test_top5", "test_n",
                                         "subset_top1", "subset_n")}, f, indent=1)

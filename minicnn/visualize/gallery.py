@@ -276,15 +276,19 @@ def _tsne(ctx):
 
 
 def _probes(ctx):
+    """ZF Table 7 in small, bounded: a ridge-regression linear classifier (one closed-form solve a layer, no
+    iterative fitting) on at most ``MAX_PROBE_TRAIN`` training and ``MAX_EVAL_IMAGES`` test images."""
     from .probes import linear_probes, plot_probes
     net, splits = ctx["net"], ctx["splits"]
-    layers = ctx["layers"] + [l.name for l in net.layers if isinstance(l, ReLU)][-1:]
+    layers = ctx["layers"] + [l.name for l in net.layers if isinstance(l, ReLU)][len(ctx["layers"]):]
     res = linear_probes(net, splits.train.x[:MAX_PROBE_TRAIN], splits.train.y[:MAX_PROBE_TRAIN],
-                        ctx["x_test"][:MAX_EVAL_IMAGES], ctx["y_test"][:MAX_EVAL_IMAGES], layers, max_dim=512)
-    table = "\n".join(f"{l:<8} dim {d:>6}  SVM {100 * a:5.1f}%  softmax {100 * b:5.1f}%"
-                       for l, d, a, b in zip(res.layers, res.dims, res.svm, res.softmax))
-    return [("probes.png", "Linear probes", "Test accuracy of a linear SVM and a softmax classifier trained on each "
-             "layer's fixed features (ZF Table 7 in small):\n" + table, plot_probes(res))]
+                        ctx["x_test"][:MAX_EVAL_IMAGES], ctx["y_test"][:MAX_EVAL_IMAGES], layers, max_dim=512,
+                        methods=("ridge",))
+    n_train, n_test = min(len(splits.train.y), MAX_PROBE_TRAIN), min(len(ctx["y_test"]), MAX_EVAL_IMAGES)
+    table = "\n".join(f"{l:<8} dim {d:>6}  ridge probe {100 * a:5.1f}%" for l, d, a in zip(res.layers, res.dims, res.ridge))
+    return [("probes.png", "Linear probes", f"Test accuracy ({n_test} images) of a linear classifier (ridge regression "
+             f"onto one-hot labels, closed form) trained on {n_train} images' fixed features of each layer, wide "
+             f"layers averaged down to 512 features (ZF Table 7 in small):\n" + table, plot_probes(res))]
 
 
 def _adversarial(ctx):
@@ -466,8 +470,8 @@ def gallery_from_run(run_dir, what=None, out_dir=None, which="best", device="cpu
 # --- the shipped networks ------------------------------------------------------------------------------
 
 # The Fashion-MNIST network's gallery: the demo's figures plus the colour network's conv1 filters (Fashion-MNIST is
-# grey, so its own filters have no colour); probes: --what probes (minutes of scikit-learn fitting).
-PRETRAINED_ITEMS = ("filters", "colour_filters") + tuple(i for i in DEFAULT_ITEMS if i != "filters")
+# grey, so its own filters have no colour) and the linear probes (ridge, closed form: seconds).
+PRETRAINED_ITEMS = ("filters", "colour_filters") + tuple(i for i in DEFAULT_ITEMS if i != "filters") + ("probes",)
 # The photos network's: no occlusion (listed, to say why), no correspondence (no named parts).
 PHOTOS_ITEMS = ("filters", "topk", "zf_fig2", "saliency", "evolution", "activations", "invariance", "occlusion",
                 "sanity", "adversarial")
