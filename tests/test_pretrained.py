@@ -37,11 +37,14 @@ def test_shipped_network_reproduces_its_stated_accuracy(shipped):
     assert np.bincount(shipped.y_test).tolist() == [100] * 10     # class-balanced
 
 
-def test_shipped_network_is_a_five_layer_zf_network(shipped):
-    assert shipped.net.name == "zfnet_small"
+def test_shipped_network_is_deeper_and_wider_than_the_demo_net_with_zf_conv1(shipped):
+    # issue 17: deeper and wider than the demo's zfnet_small (width 16, five conv layers), 48-64 px input
+    from minicnn.demo import DEMO_SETTINGS
+    assert shipped.net.name == "zfnet_medium"
     convs = [l for l in shipped.net.layers if type(l).__name__ == "Conv2D"]
-    assert len(convs) == 5 and convs[0].params["W"].shape == (32, 1, 5, 5)
-    assert shipped.x_test.shape == (1000, 1, 32, 32) and shipped.x_test.dtype == np.float32
+    assert len(convs) == 6 and convs[0].params["W"].shape == (32, 1, 7, 7) and convs[0].config["stride"] == (2, 2)
+    assert convs[0].params["W"].shape[0] > DEMO_SETTINGS["width"]
+    assert shipped.x_test.shape == (1000, 1, 64, 64) and shipped.x_test.dtype == np.float32
     assert shipped.meta["recipe"]["epochs"] >= 1 and shipped.evolution is not None
 
 

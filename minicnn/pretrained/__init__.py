@@ -7,14 +7,14 @@ no download and no training. ``name`` is ``"fashion"`` (the default; also ``"fas
 
     >>> import minicnn
     >>> p = minicnn.load_pretrained()
-    >>> p.net                      # zfnet_small, width 32, input (1, 32, 32): five conv layers as ZF's
+    >>> p.net                      # zfnet_medium, width 32, input (1, 64, 64): six conv layers, ZF's 7x7/2 conv1
     >>> p.x_test, p.y_test         # 1,000 official Fashion-MNIST test images (class-balanced), ready for p.net
     >>> p.meta["test_top1"]        # accuracy on the full 10,000-image test set when it was exported
 
 Files (package data, ``minicnn/pretrained/``):
 
     fashion_zf.npz          a minicnn checkpoint (``minicnn.train.load_checkpoint``): weights, training mean
-                            (``data/mean``, (1, 32, 32)), architecture, recipe and test accuracies in meta.json;
+                            (``data/mean``, (1, 64, 64)), architecture, recipe and test accuracies in meta.json;
                             no optimiser state
     fashion_test.npz        ``x`` uint8 (1000, 28, 28) test images as published, ``y`` labels, ``index`` their
                             positions in the official test set
@@ -30,7 +30,7 @@ Files (package data, ``minicnn/pretrained/``):
 
 Reproduce the weights with ``python -m minicnn.pretrained.build [--network photos]`` (see
 :mod:`minicnn.pretrained.build`).
-Images go into the network as the training run prepared them: divided by 255, resized from 28x28 to 32x32
+Images go into the network as the training run prepared them: divided by 255, resized from 28x28 to 64x64
 (bilinear, :func:`minicnn.data._common.resize_images`), minus the training mean; :meth:`Pretrained.prepare`
 does that for any uint8 or [0, 1] ``(N, 28, 28)`` array.
 """
