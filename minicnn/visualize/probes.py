@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .embedding import layer_codes
+from .embedding import layers_codes
 from .plots import figure
 
 __all__ = ["ProbeResult", "linear_probes", "plot_probes"]
@@ -79,11 +79,10 @@ def linear_probes(net, train_x, train_y, test_x, test_y, layers, include_input=T
     names, dims = [], []
     acc = {m: [] for m in methods}
     sources = ([("input", train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1))] if include_input else [])
-    for layer in layers:
-        sources.append((layer, None, None))
+    if layers:
+        codes_tr, codes_te = layers_codes(net, train_x, layers), layers_codes(net, test_x, layers)
+        sources += [(layer, codes_tr[layer], codes_te[layer]) for layer in codes_tr]
     for name, ftr, fte in sources:
-        if ftr is None:
-            ftr, fte = layer_codes(net, train_x, name), layer_codes(net, test_x, name)
         dims.append(int(ftr.shape[1]))
         ftr, fte = _pool(np.asarray(ftr, np.float64), max_dim), _pool(np.asarray(fte, np.float64), max_dim)
         mu, sd = ftr.mean(axis=0), ftr.std(axis=0) + 1e-6        # standardised on the training features
