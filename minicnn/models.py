@@ -145,7 +145,8 @@ def zfnet_small(num_classes=10, input_shape=(3, 32, 32), seed=0, init="he", widt
 
 
 def zfnet_medium(num_classes=10, input_shape=(1, 64, 64), seed=0, init="he", width=32, dropout=0.0):
-    """A deeper ZF-style network for 48x48 to 64x64 inputs: ZF's first layer, six convolutions (the shipped Fashion net).
+    """A deeper ZF-style network for 48x48 to 64x64 inputs: ZF's first layer, six convolutions (the shipped
+    Fashion-MNIST network).
 
     One 3x3 convolution more than ``zfnet_small``, and ZF's conv1 (7x7 at stride 2) where ``zfnet_small`` has 5x5 at
     stride 1. With ``width`` w (default 32) and a 1x64x64 input:

@@ -1,7 +1,8 @@
 """Reproduce a network that ships with minicnn: ``python -m minicnn.pretrained.build [--network fashion|photos]``.
 
 ``--network fashion`` (the default) trains ``zfnet_medium`` (width 32, six convolutions, ZF's 7x7 stride-2 conv1)
-on Fashion-MNIST upsampled to 64x64 (Debian's ``dataset-fashion-mnist``, or the four IDX files under ``--root``); ``--network photos`` trains ``zfnet_small``
+on Fashion-MNIST upsampled to 64x64 (Debian's ``dataset-fashion-mnist``, or the four IDX files under ``--root``);
+``--network photos`` trains ``zfnet_small``
 (width 24, 48x48 colour input) on the ``photos`` data, generated from the photographs the installed packages ship.
 Either records feature evolution (ZF Fig. 4) as it goes, then writes the shipped files (weights without optimiser
 state, training mean, class names; a fixed subset of the test set; the feature-evolution snapshots; RESULTS*.json).
@@ -21,6 +22,9 @@ from ..train import ScaleFirstFilters    # noqa: F401  (the recipe's conv1 scali
 # before it (zfnet_small width 32 at 32x32, three epochs, 87.77% test), so two epochs cost about what three did.
 RECIPE = dict(model="zfnet_medium", data="fashion-mnist", image_size=64, width=32, epochs=2, step_size=1,
               batch_size=64, lr=0.02, seed=0)
+# The shipped weights: epoch 1 was run under a three-epoch recipe (the same rate, 0.02, for epoch 1), stopped after
+# its checkpoint and resumed with this one (the step schedule is re-derived from the epoch on resuming); a
+# from-scratch run of this recipe has not been repeated.
 EVOLUTION_EPOCHS = (1, 2)
 FEATURE_LAYERS = ("pool1", "pool2", "relu3", "relu4", "relu5", "pool6")   # every conv block of zfnet_medium
 N_SHIPPED_TEST = 1000       # test images that ship (class-balanced, in the official order)

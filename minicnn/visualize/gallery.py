@@ -119,7 +119,8 @@ def _topk(ctx):
 
 def _zf_fig2(ctx):
     results = _topk_results(ctx)
-    return [("zf_fig2.png", f"ZF Fig. 2: layers 1-{len(results)}", f"Layers 1-{len(results)} ({', '.join(r.layer for r in results)}): "
+    return [("zf_fig2.png", f"ZF Fig. 2: layers 1-{len(results)}",
+             f"Layers 1-{len(results)} ({', '.join(r.layer for r in results)}): "
              f"for 4 maps each, the top-9 deconvnet projections beside their image patches, over "
              f"{len(ctx['x_pool'])} held-out images; light blue is outside the image.",
              plots.plot_zf_fig2(results))]
@@ -285,7 +286,8 @@ def _probes(ctx):
                         ctx["x_test"][:MAX_EVAL_IMAGES], ctx["y_test"][:MAX_EVAL_IMAGES], layers, max_dim=512,
                         methods=("ridge",))
     n_train, n_test = min(len(splits.train.y), MAX_PROBE_TRAIN), min(len(ctx["y_test"]), MAX_EVAL_IMAGES)
-    table = "\n".join(f"{l:<8} dim {d:>6}  ridge probe {100 * a:5.1f}%" for l, d, a in zip(res.layers, res.dims, res.ridge))
+    table = "\n".join(f"{l:<8} dim {d:>6}  ridge probe {100 * a:5.1f}%"
+                      for l, d, a in zip(res.layers, res.dims, res.ridge))
     return [("probes.png", "Linear probes", f"Test accuracy ({n_test} images) of a linear classifier (ridge regression "
              f"onto one-hot labels, closed form) trained on {n_train} images' fixed features of each layer, wide "
              f"layers averaged down to 512 features (ZF Table 7 in small):\n" + table, plot_probes(res))]
