@@ -472,8 +472,10 @@ def gallery_from_run(run_dir, what=None, out_dir=None, which="best", device="cpu
 # --- the shipped networks ------------------------------------------------------------------------------
 
 # The Fashion-MNIST network's gallery: the demo's figures plus the colour network's conv1 filters (Fashion-MNIST is
-# grey, so its own filters have no colour) and the linear probes (ridge, closed form: seconds).
-PRETRAINED_ITEMS = ("filters", "colour_filters") + tuple(i for i in DEFAULT_ITEMS if i != "filters") + ("probes",)
+# grey, so its own filters have no colour), the linear probes (ridge, closed form: seconds) and the class models
+# (10 s; on the 64x64 network the dress's A-line, the trousers' gap and the shirts' sleeves show).
+PRETRAINED_ITEMS = (("filters", "colour_filters") + tuple(i for i in DEFAULT_ITEMS if i != "filters")
+                    + ("probes", "class_models"))
 # The photos network's: no occlusion (listed, to say why), no correspondence (no named parts).
 PHOTOS_ITEMS = ("filters", "topk", "zf_fig2", "saliency", "evolution", "activations", "invariance", "occlusion",
                 "sanity", "adversarial")
