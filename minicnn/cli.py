@@ -80,7 +80,7 @@ def _sections(text):
 # --- summary ---------------------------------------------------------------------------------------------
 
 _DEFAULT_INPUT = {"lenet5": (1, 32, 32), "alexnet": (3, 227, 227), "zfnet": (3, 224, 224), "vgg16": (3, 224, 224),
-                  "zfnet_small": (3, 32, 32), "alexnet_tv": (3, 224, 224)}
+                  "zfnet_small": (3, 32, 32), "zfnet_medium": (1, 64, 64), "alexnet_tv": (3, 224, 224)}
 
 
 def _summary_of_run(args):
@@ -243,8 +243,10 @@ def _add_train_parser(sub):
                    "by up to DEG degrees either way, in [0, 180] (default 0: off)")
     p.add_argument("--zoom", type=float, default=None, metavar="FRAC", help="random scaling of each training image "
                    "by a factor in [1 - FRAC, 1 + FRAC], FRAC in [0, 1) (default 0: off)")
-    p.add_argument("--width", type=int, default=None, help="zfnet_small: conv1 filters (default 16)")
-    p.add_argument("--dropout", type=float, default=None, help="zfnet_small: dropout in fc6/fc7 (default 0; ZF: 0.5)")
+    p.add_argument("--width", type=int, default=None, help="zfnet_small / zfnet_medium: conv1 filters "
+                   "(default 16 / 32)")
+    p.add_argument("--dropout", type=float, default=None, help="zfnet_small / zfnet_medium: dropout after "
+                   "the first two fc layers (default 0; ZF: 0.5)")
     p.add_argument("--n-samples", type=int, default=None, help="dataset size for generated data (shapes, textures)")
     p.add_argument("--root", default=None, help="folder with local files (mnist, fashion-mnist, cifar10, folder)")
     p.add_argument("--val-fraction", type=float, default=None)
@@ -437,7 +439,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, memory and receptive fields of a zoo model")
-    p.add_argument("model", help="lenet5 | alexnet | zfnet | vgg16 | zfnet_small | alexnet_tv, or a run directory")
+    p.add_argument("model", help="lenet5 | alexnet | zfnet | vgg16 | zfnet_small | zfnet_medium | alexnet_tv, "
+                   "or a run directory")
     p.add_argument("--input", type=_shape, default=None, help="input shape C,H,W (default: the model's own)")
     p.add_argument("--classes", type=int, default=None, help="number of classes (default: the model's own)")
     p.set_defaults(func=_cmd_summary)

@@ -83,3 +83,32 @@ def test_gradcheck_command_passes(capsys):
     assert main(["gradcheck"]) == 0
     out = capsys.readouterr().out
     assert "FAIL" not in out and "MaxPool2D" in out and "LRN" in out
+
+
+def test_zfnet_medium_shapes_depth_and_cost():
+    """The docstring's table: ZF's conv1 7x7/2 on 64x64, six convolutions, pool6 at 4x4; it is deeper than zfnet_small
+    and, at width 32, costs less than 1.3x zfnet_small's 32x32 network."""
+    rows = {r.name: r for r in models.zfnet_medium(input_shape=(1, 64, 64)).layer_info((1, 64, 64))}
+    expected = {"conv1": (32, 32, 32), "pool1": (32, 16, 16), "conv2": (64, 16, 16), "pool2": (64, 8, 8),
+                "conv3": (96, 8, 8), "conv5": (96, 8, 8), "conv6": (64, 8, 8), "pool6": (64, 4, 4), "fc7": (256,),
+                "fc9": (10,)}
+    for name, shape in expected.items():
+        assert rows[name].output_shape == shape, name
+    assert rows["conv1"].rf == (7, 7) and rows["relu3"].rf == (51, 51) and rows["pool6"].rf == (115, 115)
+    small = models.zfnet_small(num_classes=10, input_shape=(1, 32, 32), width=32).layer_info((1, 32, 32))
+    n_conv = lambda rs: sum(r.type == "Conv2D" for r in rs)  # noqa: E731
+    assert n_conv(rows.values()) == n_conv(small) + 1 == 6
+    assert sum(r.macs for r in rows.values()) < 1.3 * sum(r.macs for r in small)
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 64), (3, 48, 48)])
+def test_zfnet_medium_runs(shape):
+    net = models.zfnet_medium(num_classes=4, input_shape=shape, width=4, dropout=0.5)
+    assert "drop7" in [l.name for l in net.layers]
+    assert net.forward(np.zeros((2,) + shape, np.float32)).shape == (2, 4)
+
+
+def test_summary_command_knows_zfnet_medium(capsys):
+    assert main(["summary", "zfnet_medium"]) == 0
+    out = capsys.readouterr().out
+    assert "zfnet_medium: input (1, 64, 64)" in out and "conv6" in out and "64x4x4" in out

@@ -37,11 +37,14 @@ def test_shipped_network_reproduces_its_stated_accuracy(shipped):
     assert np.bincount(shipped.y_test).tolist() == [100] * 10     # class-balanced
 
 
-def test_shipped_network_is_a_five_layer_zf_network(shipped):
-    assert shipped.net.name == "zfnet_small"
+def test_shipped_network_is_deeper_and_wider_than_the_demo_net_with_zf_conv1(shipped):
+    # issue 17: deeper and wider than the demo's zfnet_small (width 16, five conv layers), 48-64 px input
+    from minicnn.demo import DEMO_SETTINGS
+    assert shipped.net.name == "zfnet_medium"
     convs = [l for l in shipped.net.layers if type(l).__name__ == "Conv2D"]
-    assert len(convs) == 5 and convs[0].params["W"].shape == (32, 1, 5, 5)
-    assert shipped.x_test.shape == (1000, 1, 32, 32) and shipped.x_test.dtype == np.float32
+    assert len(convs) == 6 and convs[0].params["W"].shape == (32, 1, 7, 7) and convs[0].config["stride"] == (2, 2)
+    assert convs[0].params["W"].shape[0] > DEMO_SETTINGS["width"]
+    assert shipped.x_test.shape == (1000, 1, 64, 64) and shipped.x_test.dtype == np.float32
     assert shipped.meta["recipe"]["epochs"] >= 1 and shipped.evolution is not None
 
 
@@ -141,3 +144,25 @@ def test_build_scales_first_filters_only_on_a_fresh_run():
     np.testing.assert_array_equal(net["conv2"].params["W"], w2)
     ScaleFirstFilters(0.1).on_train_begin(SimpleNamespace(epoch=4, net=net))
     np.testing.assert_allclose(net["conv1"].params["W"], 0.1 * w, rtol=1e-6)
+
+
+def test_fashion_parts_scale_and_correspondence_on_ankle_boots(shipped):
+    # ZF Table 1 on the shipped network: occluding the same part of 8 aligned ankle boots changes the top conv
+    # layer's code more consistently than a random box on each boot (the baseline ZF's Fig. 8 draws per image)
+    from minicnn.data import FASHION_PARTS, fashion_parts
+    from minicnn.visualize.correspondence import correspondence
+    from minicnn.visualize.gallery import OBJECT_THRESHOLD, feature_layers
+    assert fashion_parts(28, "Pullover") == FASHION_PARTS["Pullover"]
+    H = shipped.x_test.shape[2]
+    parts = fashion_parts(H)
+    assert all(0 <= r0 < r1 <= H and 0 <= c0 < c1 <= H for r0, r1, c0, c1 in parts.values())
+    with pytest.raises(ValueError, match="no parts for class 'Bag'"):
+        fashion_parts(32, "Bag")
+    boots = np.flatnonzero(shipped.y_test == shipped.class_names.index("Ankle boot"))[:8]
+    x = shipped.x_test[boots]
+    on = (x + shipped.mean[None]).mean(axis=1) > OBJECT_THRESHOLD
+    top = feature_layers(shipped.net)[-1]
+    res = correspondence(shipped.net, x, parts, [top], n_random=4, fill=-shipped.mean, random="per_image",
+                         random_on=on)
+    n_parts = len(parts)
+    assert res.mean[:n_parts, 0].max() < res.mean[n_parts:, 0].min()

@@ -63,8 +63,11 @@ def test_demo_writes_its_files(tmp_path, capsys):
     for name in ("checkpoint.npz", "best.npz", "history.json", "history.csv", "curves.png", "summary.txt"):
         assert (out / name).exists(), name
     assert "demo wall time" in (out / "summary.txt").read_text()
-    assert str(out) in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert str(out) in text and "minicnn gallery" in text and "runs/pretrained/gallery/index.html" in text
     assert 0 <= results["test_top1"] <= 1
+    # the demo trains on colour photographs (issue 17): conv1 sees three channels
+    assert results["trainer"].splits.input_shape[0] == 3 and results["trainer"].net["conv1"].params["W"].shape[1] == 3
 
 
 def test_resume_follows_a_changed_step_schedule(tmp_path):

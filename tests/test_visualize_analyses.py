@@ -235,3 +235,60 @@ def test_correspondence_identical_images_agree_perfectly_and_scores_are_fraction
     assert "eye" in varied.table()
     with pytest.raises(ValueError, match="must lie inside the 12x12 image"):
         correspondence(net, same, {"bad": (0, 13, 0, 2)}, ["relu2"])
+
+
+def test_correspondence_per_image_random_boxes_are_a_baseline_for_aligned_images():
+    # identical (perfectly aligned) images: a random box shared by all is itself a corresponding part (score 0);
+    # boxes drawn per image occlude different regions, so their sign changes disagree
+    rng = np.random.default_rng(3)
+    net = small_net()
+    same = np.repeat(rng.standard_normal((1, 1, 12, 12)).astype(np.float32), 4, axis=0)
+    parts = {"eye": (2, 5, 2, 6)}
+    shared = correspondence(net, same, parts, ["relu2"], n_random=4)
+    per_image = correspondence(net, same, parts, ["relu2"], n_random=4, random="per_image")
+    assert shared.mean[1, 0] == 0 and per_image.mean[1, 0] > 0.05
+    assert per_image.rows == ["eye", "random 3x4 per image"] and per_image.mean[0, 0] == 0
+    # random_on: one allowed centre, the same in every image -> every random box is the same box again
+    on = np.zeros((4, 12, 12), bool)
+    on[:, 7, 7] = True
+    pinned = correspondence(net, same, parts, ["relu2"], n_random=2, random="per_image", random_on=on)
+    assert pinned.mean[1, 0] == 0
+    # a (C, H, W) fill paints that image into the part: filling with the image itself changes nothing (0 changes,
+    # which agree); a filled part that does change the code still agrees across identical images
+    res = correspondence(net, same, parts, ["relu2"], n_random=1, fill=same[0])
+    assert res.mean[0, 0] == 0
+    with pytest.raises(ValueError, match="random must be 'shared' or 'per_image'"):
+        correspondence(net, same, parts, ["relu2"], random="each")
+    with pytest.raises(ValueError, match="random_on must be a bool array of shape"):
+        correspondence(net, same, parts, ["relu2"], random_on=np.ones((4, 11, 12), bool))
+    with pytest.raises(ValueError, match="fill must be a number or an image"):
+        correspondence(net, same, parts, ["relu2"], fill=np.zeros((1, 11, 12), np.float32))
+
+
+# --- linear probes ------------------------------------------------------------------------------------------
+
+def test_ridge_probe_is_least_squares_onto_one_hot_labels_and_needs_no_sklearn_fit():
+    from minicnn.visualize.probes import linear_probes, plot_probes, ridge_classifier_accuracy
+    rng = np.random.default_rng(0)
+    # separable by the first feature's sign: a ridge classifier with a tiny penalty gets every test point right;
+    # labels that are pure noise give about chance
+    ftr, fte = rng.standard_normal((200, 5)), rng.standard_normal((100, 5))
+    ytr, yte = (ftr[:, 0] > 0).astype(np.int64), (fte[:, 0] > 0).astype(np.int64)
+    assert ridge_classifier_accuracy(ftr, ytr, fte, yte, lam=1e-3) == 1.0
+    noise = ridge_classifier_accuracy(ftr, rng.integers(0, 2, 200), fte, rng.integers(0, 2, 100), lam=1e-3)
+    assert 0.3 < noise < 0.7
+    # the closed form equals numpy's least squares on the same design matrix when the penalty is ~0
+    a = np.hstack([ftr, np.ones((200, 1))])
+    W, *_ = np.linalg.lstsq(a, np.eye(2)[ytr], rcond=None)
+    expected = float(((np.hstack([fte, np.ones((100, 1))]) @ W).argmax(1) == yte).mean())
+    assert ridge_classifier_accuracy(ftr, ytr, fte, yte, lam=1e-9) == expected
+    # through a network: pixels and layers, ridge only (svm/softmax stay None), and the figure draws it
+    net = small_net()
+    x = rng.standard_normal((40, 1, 12, 12)).astype(np.float32)
+    y = np.arange(40) % 3
+    res = linear_probes(net, x[:30], y[:30], x[30:], y[30:], ["relu2", "relu3"], methods=("ridge",))
+    assert res.layers == ["input", "relu2", "relu3"] and res.svm is None and res.softmax is None
+    assert len(res.ridge) == 3 and all(0 <= a <= 1 for a in res.ridge) and list(res.accuracies()) == ["ridge"]
+    assert plot_probes(res) is not None
+    with pytest.raises(ValueError, match="methods must be a non-empty subset"):
+        linear_probes(net, x[:30], y[:30], x[30:], y[30:], ["relu2"], methods=("lasso",))

@@ -16,7 +16,7 @@ crops), ``batching.py``.
 """
 from .augment import Augment, colour_jitter, hflip, random_crop, random_hflip, ten_crop
 from .batching import iterate_batches, num_batches
-from .datasets import FACE_PARTS, TEXTURE_SOURCES, face_parts, make_textures
+from .datasets import FACE_PARTS, FASHION_PARTS, TEXTURE_SOURCES, face_parts, fashion_parts, make_textures
 from .load import DATASETS, load_dataset, stratified_subset
 from .loaders import read_cifar10, read_idx, read_image_folder, read_mnist
 from .shapes import SHAPE_CLASSES, make_shapes
@@ -25,6 +25,6 @@ from .augment import random_rotate, random_zoom, rotate, zoom   # noqa: E402  (r
 
 __all__ = ["load_dataset", "DATASETS", "Splits", "ArrayDataset", "iterate_batches", "num_batches", "Augment", "colour_jitter",
            "random_crop", "random_hflip", "hflip", "ten_crop", "make_shapes", "SHAPE_CLASSES", "make_textures",
-           "TEXTURE_SOURCES", "FACE_PARTS", "face_parts", "stratified_split", "stratified_subset", "make_splits",
-           "read_idx", "read_mnist", "read_cifar10", "read_image_folder"]
+           "TEXTURE_SOURCES", "FACE_PARTS", "face_parts", "FASHION_PARTS", "fashion_parts", "stratified_split",
+           "stratified_subset", "make_splits", "read_idx", "read_mnist", "read_cifar10", "read_image_folder"]
 __all__ += ["rotate", "zoom", "random_rotate", "random_zoom"]

@@ -7,14 +7,14 @@ no download and no training. ``name`` is ``"fashion"`` (the default; also ``"fas
 
     >>> import minicnn
     >>> p = minicnn.load_pretrained()
-    >>> p.net                      # zfnet_small, width 32, input (1, 32, 32): five conv layers as ZF's
+    >>> p.net                      # zfnet_medium, width 32, input (1, 64, 64): six conv layers, ZF's 7x7/2 conv1
     >>> p.x_test, p.y_test         # 1,000 official Fashion-MNIST test images (class-balanced), ready for p.net
     >>> p.meta["test_top1"]        # accuracy on the full 10,000-image test set when it was exported
 
 Files (package data, ``minicnn/pretrained/``):
 
     fashion_zf.npz          a minicnn checkpoint (``minicnn.train.load_checkpoint``): weights, training mean
-                            (``data/mean``, (1, 32, 32)), architecture, recipe and test accuracies in meta.json;
+                            (``data/mean``, (1, 64, 64)), architecture, recipe and test accuracies in meta.json;
                             no optimiser state
     fashion_test.npz        ``x`` uint8 (1000, 28, 28) test images as published, ``y`` labels, ``index`` their
                             positions in the official test set
@@ -30,7 +30,7 @@ Files (package data, ``minicnn/pretrained/``):
 
 Reproduce the weights with ``python -m minicnn.pretrained.build [--network photos]`` (see
 :mod:`minicnn.pretrained.build`).
-Images go into the network as the training run prepared them: divided by 255, resized from 28x28 to 32x32
+Images go into the network as the training run prepared them: divided by 255, resized from 28x28 to 64x64
 (bilinear, :func:`minicnn.data._common.resize_images`), minus the training mean; :meth:`Pretrained.prepare`
 does that for any uint8 or [0, 1] ``(N, 28, 28)`` array.
 """
@@ -165,8 +165,6 @@ def export_run(run_dir, dest=None, *, n_test: int = 1000, recipe=None, name: str
     this package folder). Fashion-MNIST test images ship as published (uint8 28x28); the photos network's as the
     uint8 crops of its test split. Returns the weights' path.
     """
-    import shutil
-
     from ..data.load import stratified_subset
     from ..train import atomic_write_bytes, evaluate, load_run, save_checkpoint
     key = canonical_name(name, "export_run")
@@ -213,8 +211,10 @@ def export_run(run_dir, dest=None, *, n_test: int = 1000, recipe=None, name: str
     path = save_checkpoint(os.path.join(dest, names[0]), run.net, epoch=run.meta.get("epoch", 0), meta=meta,
                            mean=splits.mean)
     evo = os.path.join(os.fspath(run_dir), "evolution.npz")
-    if os.path.exists(evo):
-        shutil.copyfile(evo, os.path.join(dest, names[2]))
+    if os.path.exists(evo):     # compressed: the crops are mostly zeros outside the receptive fields
+        with np.load(evo, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        atomic_write_bytes(os.path.join(dest, names[2]), lambda f: np.savez_compressed(f, **arrays))
     with open(os.path.join(dest, RESULTS[key]), "w") as f:
         json.dump({k: meta[k] for k in ("command", "recipe", "trained_epochs", "test_top1", "test_top5", "test_n",
                                         "subset_top1", "subset_n")}, f, indent=1)

@@ -22,6 +22,21 @@ def layer_codes(net, x, layer, batch_size=256):
     return np.concatenate(out)
 
 
+def layers_codes(net, x, layers, batch_size=256):
+    """``layer_codes`` for several layers from one forward pass per batch (up to the deepest of them):
+    {layer: (N, D_layer) float64}. The linear probes use it: one pass instead of one per layer."""
+    layers = [check_layer(net, l) for l in layers]
+    last = max(net.index(l) for l in layers)
+    out = {l: [] for l in layers}
+    for start, stop in iter_batches(len(x), batch_size):
+        h, _ = as_batch(net, x[start:stop])
+        for layer in net.layers[:last + 1]:
+            h = layer.forward(h, train=False)
+            if layer.name in out:
+                out[layer.name].append(backend.to_numpy(h).reshape(stop - start, -1).astype(np.float64))
+    return {l: np.concatenate(v) for l, v in out.items()}
+
+
 def tsne(net, x, layer, perplexity=30.0, seed=0):
     """2-D t-SNE embedding (scikit-learn) of the codes of (N, C, H, W) images at ``layer``: (N, 2)."""
     try:

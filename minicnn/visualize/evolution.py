@@ -130,14 +130,17 @@ def plot_evolution(evolution):
     data = {k: v for k, v in data.items() if v["crops"] is not None}
     if not data:
         raise ValueError("plot_evolution: nothing recorded yet (no epoch reached the recording list)")
-    fig = figure(2 + 0.6 * max(len(v["epochs"]) for v in data.values()) * len(data), 0.6 * max(
+    # at least 1.5 inches a layer, so that a layer's title does not run into its neighbour's with few epochs
+    fig = figure(2 + max(1.5, 0.6 * max(len(v["epochs"]) for v in data.values())) * len(data), 0.6 * max(
         len(v["channels"]) for v in data.values()) + 1.2)
     axes = np.atleast_1d(fig.subplots(1, len(data), squeeze=False)).ravel()
     for ax, (layer, v) in zip(axes, data.items()):
         crops = v["crops"]                         # (E, M, C, rh, rw)
         E, M = crops.shape[:2]
         tiles = [projection_to_display(crops[e, m], "zf") for m in range(M) for e in range(E)]
-        _show(ax, mosaic(tiles, E, pad=max(1, crops.shape[-1] // 10)), f"{layer}: maps "
-              f"{', '.join(map(str, v['channels']))}\nepochs {', '.join(map(str, v['epochs']))}")
+        ch = [int(c) for c in v["channels"]]
+        maps = f"{ch[0]}-{ch[-1]}" if len(ch) > 2 and ch == list(range(ch[0], ch[-1] + 1)) else ", ".join(map(str, ch))
+        _show(ax, mosaic(tiles, E, pad=max(1, crops.shape[-1] // 10)), f"{layer}: maps {maps}\n"
+              f"epochs {', '.join(map(str, v['epochs']))}")
     fig.suptitle("Feature evolution during training (ZF Fig. 4): rows = feature maps, columns = epochs", fontsize=9)
     return fig

@@ -93,12 +93,15 @@ def _activations(ctx):
              plots.plot_activations(net, x, layer, mean=ctx["mean"])) for layer in ctx["layers"][:3]]
 
 
+MAX_FIG2_LAYERS = 6      # ZF's five conv layers; zfnet_medium's six
+
+
 def _topk_results(ctx):
     """Top-9 of the 8 most active maps of every feature layer (computed once, shared by topk and zf_fig2)."""
     from .topk import top_k
     if "topk_results" not in ctx:
         ctx["topk_results"] = [top_k(ctx["net"], ctx["x_pool"], layer, k=9, mean=ctx["mean"], select=8,
-                                     show_progress=ctx["progress"]) for layer in ctx["layers"][:5]]
+                                     show_progress=ctx["progress"]) for layer in ctx["layers"][:MAX_FIG2_LAYERS]]
     return ctx["topk_results"]
 
 
@@ -116,7 +119,8 @@ def _topk(ctx):
 
 def _zf_fig2(ctx):
     results = _topk_results(ctx)
-    return [("zf_fig2.png", "ZF Fig. 2: layers 1-5", f"Layers 1-{len(results)} ({', '.join(r.layer for r in results)}): "
+    return [("zf_fig2.png", f"ZF Fig. 2: layers 1-{len(results)}",
+             f"Layers 1-{len(results)} ({', '.join(r.layer for r in results)}): "
              f"for 4 maps each, the top-9 deconvnet projections beside their image patches, over "
              f"{len(ctx['x_pool'])} held-out images; light blue is outside the image.",
              plots.plot_zf_fig2(results))]
@@ -191,19 +195,35 @@ def _evolution(ctx):
 
 
 def _correspondence(ctx):
+    """ZF Table 1 on ``N_CORRESPONDENCE`` images of one class whose named parts sit at the same place in every image
+    (faces; Fashion-MNIST's ankle boots), against random object regions drawn per image, as ZF's Fig. 8 does."""
     from .correspondence import correspondence, plot_correspondence
     parts = ctx.get("parts")
     if not parts:
         return [(None, "Correspondence", "Needs aligned images with named parts (the faces dataset, "
-                 "minicnn.data.FACE_PARTS); not available for this dataset.", None)]
+                 "minicnn.data.FACE_PARTS; the shipped Fashion-MNIST network's ankle boots, minicnn.data."
+                 "FASHION_PARTS); not available for this dataset.", None)]
     net, x, y = ctx["net"], ctx["x_pool"], ctx["y_pool"]
-    pick = np.flatnonzero(y == ctx.get("parts_class", 0))[:5]
-    layers = ctx["layers"][-1:] + [l.name for l in net.layers if isinstance(l, ReLU)][-1:]
-    res = correspondence(net, x[pick], parts, layers)
-    fig = plot_correspondence(res, x[pick[0]], parts, mean=ctx["mean"])
+    cls = ctx.get("parts_class") or 0
+    pick = np.flatnonzero(y == cls)[:N_CORRESPONDENCE]
+    relus = [l.name for l in net.layers if isinstance(l, ReLU)]
+    layers = list(dict.fromkeys(ctx["layers"][2:3] + ctx["layers"][-1:] + relus[-1:]))
+    on = None
+    if ctx.get("parts_on_object") and ctx.get("mean") is not None:     # random boxes centred on the object
+        raw = (x[pick] + np.asarray(ctx["mean"])[None]).mean(axis=1)
+        on = raw > OBJECT_THRESHOLD
+    res = correspondence(net, x[pick], parts, layers, random="per_image", random_on=on,
+                         fill=ctx.get("parts_fill", 0.0))
+    fig = plot_correspondence(res, x[pick[0]], parts, mean=ctx["mean"], fill=ctx.get("parts_fill", 0.0))
+    name = ctx["class_names"][cls]
     return [("correspondence.png", "Correspondence of parts",
-             "Mean feature sign change (normalised Hamming distance) when the same part is occluded in 5 "
-             "aligned images, against random occlusions of the same size (ZF Table 1):\n" + res.table(), fig)]
+             f"Mean feature sign change (normalised Hamming distance over all pairs) when the same part is occluded "
+             f"in {len(pick)} aligned '{name}' images, against a random box of the same size drawn in each image "
+             f"{'on the object ' if on is not None else ''}(ZF Table 1, Fig. 8):\n" + res.table(), fig)]
+
+
+N_CORRESPONDENCE = 12     # images of the class (66 pairs); ZF used 5 dogs (10 pairs)
+OBJECT_THRESHOLD = 0.2    # a pixel of a [0, 1] image belongs to the object above this (Fashion-MNIST: black ground)
 
 
 def _clipping(ctx):
@@ -257,15 +277,20 @@ def _tsne(ctx):
 
 
 def _probes(ctx):
+    """ZF Table 7 in small, bounded: a ridge-regression linear classifier (one closed-form solve a layer, no
+    iterative fitting) on at most ``MAX_PROBE_TRAIN`` training and ``MAX_EVAL_IMAGES`` test images."""
     from .probes import linear_probes, plot_probes
     net, splits = ctx["net"], ctx["splits"]
-    layers = ctx["layers"] + [l.name for l in net.layers if isinstance(l, ReLU)][-1:]
+    layers = ctx["layers"] + [l.name for l in net.layers if isinstance(l, ReLU)][len(ctx["layers"]):]
     res = linear_probes(net, splits.train.x[:MAX_PROBE_TRAIN], splits.train.y[:MAX_PROBE_TRAIN],
-                        ctx["x_test"][:MAX_EVAL_IMAGES], ctx["y_test"][:MAX_EVAL_IMAGES], layers, max_dim=512)
-    table = "\n".join(f"{l:<8} dim {d:>6}  SVM {100 * a:5.1f}%  softmax {100 * b:5.1f}%"
-                       for l, d, a, b in zip(res.layers, res.dims, res.svm, res.softmax))
-    return [("probes.png", "Linear probes", "Test accuracy of a linear SVM and a softmax classifier trained on each "
-             "layer's fixed features (ZF Table 7 in small):\n" + table, plot_probes(res))]
+                        ctx["x_test"][:MAX_EVAL_IMAGES], ctx["y_test"][:MAX_EVAL_IMAGES], layers, max_dim=512,
+                        methods=("ridge",))
+    n_train, n_test = min(len(splits.train.y), MAX_PROBE_TRAIN), min(len(ctx["y_test"]), MAX_EVAL_IMAGES)
+    table = "\n".join(f"{l:<8} dim {d:>6}  ridge probe {100 * a:5.1f}%"
+                      for l, d, a in zip(res.layers, res.dims, res.ridge))
+    return [("probes.png", "Linear probes", f"Test accuracy ({n_test} images) of a linear classifier (ridge regression "
+             f"onto one-hot labels, closed form) trained on {n_train} images' fixed features of each layer, wide "
+             f"layers averaged down to 512 features (ZF Table 7 in small):\n" + table, plot_probes(res))]
 
 
 def _adversarial(ctx):
@@ -365,13 +390,17 @@ def _check_replaceable(out_dir):
 
 
 def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None, max_pool_images=1000,
-                  n_examples=5, show_progress=False, verbose=False, parts=None, prefer_classes=None, items=None):
+                  n_examples=5, show_progress=False, verbose=False, parts=None, prefer_classes=None, items=None,
+                  parts_class=None, parts_on_object=False, parts_fill=0.0):
     """Draw the chosen figures for a trained ``net`` into ``out_dir`` (PNGs + ``index.html``), atomically.
 
     splits: the ``minicnn.data.Splits`` it was trained on (val images feed the top-k pool, test images the
     examples); what: names from ``GALLERY_ITEMS`` (default ``DEFAULT_ITEMS``); evolution: a path to
     ``evolution.npz`` (``FeatureEvolution.save``) or its loaded dict; parts: {name: box} for correspondence
-    (default: ``splits.info["face_parts"]`` when present); prefer_classes: labels whose test images are the
+    (default: ``splits.info["face_parts"]`` when present), of the images of class ``parts_class`` (default 0),
+    random boxes centred on the object when ``parts_on_object`` (pixels above ``OBJECT_THRESHOLD``), occluded parts
+    painted with ``parts_fill`` (0: the mean; a (C, H, W) image, e.g. ``-mean``: black); prefer_classes: labels
+    whose test images are the
     examples first (occlusion shows the first three); items: {name: function(ctx)} added to (or replacing)
     ``GALLERY_ITEMS`` for this gallery. Returns the list of written file paths.
     """
@@ -394,7 +423,8 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
            "x_candidates": test.x[candidates], "y_candidates": test.y[candidates],
            "class_names": list(splits.class_names),
            "layers": feature_layers(net), "evolution": evolution, "progress": show_progress,
-           "parts": parts if parts is not None else info.get("face_parts")}
+           "parts": parts if parts is not None else info.get("face_parts"), "parts_class": parts_class,
+           "parts_on_object": parts_on_object, "parts_fill": parts_fill}
 
     out_dir = os.path.abspath(os.fspath(out_dir))
     _check_replaceable(out_dir)
@@ -442,13 +472,16 @@ def gallery_from_run(run_dir, what=None, out_dir=None, which="best", device="cpu
 # --- the shipped networks ------------------------------------------------------------------------------
 
 # The Fashion-MNIST network's gallery: the demo's figures plus the colour network's conv1 filters (Fashion-MNIST is
-# grey, so its own filters have no colour); probes: --what probes (minutes of scikit-learn fitting).
-PRETRAINED_ITEMS = ("filters", "colour_filters") + tuple(i for i in DEFAULT_ITEMS if i != "filters")
+# grey, so its own filters have no colour), the linear probes (ridge, closed form: seconds) and the class models
+# (10 s; on the 64x64 network the dress's A-line, the trousers' gap and the shirts' sleeves show).
+PRETRAINED_ITEMS = (("filters", "colour_filters") + tuple(i for i in DEFAULT_ITEMS if i != "filters")
+                    + ("probes", "class_models"))
 # The photos network's: no occlusion (listed, to say why), no correspondence (no named parts).
 PHOTOS_ITEMS = ("filters", "topk", "zf_fig2", "saliency", "evolution", "activations", "invariance", "occlusion",
                 "sanity", "adversarial")
 # Occlusion examples: ankle boot, bag, sneaker first (objects with parts: shaft, handle, sole), then the rest.
 PRETRAINED_EXAMPLES = (9, 8, 7, 0, 3)
+CORRESPONDENCE_CLASS = "Ankle boot"    # its images are aligned pixel for pixel (minicnn.data.FASHION_PARTS)
 PRETRAINED_GALLERY = os.path.join("runs", "pretrained", "gallery")
 PHOTOS_GALLERY = os.path.join("runs", "pretrained", "gallery-photos")
 
@@ -495,7 +528,13 @@ def gallery_pretrained(out_dir=None, what=None, name="fashion", folder=None, **k
     W = p.net["conv1"].params["W"]
     C, H, Wd = p.mean.shape
     if key == "fashion-zf":
+        from ..data import fashion_parts
         kwargs.setdefault("prefer_classes", PRETRAINED_EXAMPLES)
+        # correspondence on ankle boots, parts erased to the black background, random boxes on the boot
+        kwargs.setdefault("parts", fashion_parts(H, CORRESPONDENCE_CLASS))
+        kwargs.setdefault("parts_class", list(p.class_names).index(CORRESPONDENCE_CLASS))
+        kwargs.setdefault("parts_on_object", True)
+        kwargs.setdefault("parts_fill", -p.mean)
         items, default, data = {"colour_filters": _colour_filters}, PRETRAINED_ITEMS, "Fashion-MNIST"
         if folder is not None:      # the colour network's filters come from the same folder, when it holds them
             items["colour_filters"] = lambda ctx: _colour_filters({**ctx, "pretrained_folder": folder})

@@ -203,7 +203,7 @@ def plot_topk(result, max_channels=8, title=None, normalize="zf", panel=1.5):
 
 
 def plot_zf_fig2(results, maps_per_layer=4, normalize="zf", panel=1.45, names=None):
-    """ZF Fig. 2 for layers 1-5 in one figure: one row per layer (``results``: list of TopK), and for each of
+    """ZF Fig. 2 (layers 1-5 there) in one figure: one row per layer (``results``: list of TopK), and for each of
     ``maps_per_layer`` maps the 3x3 grid of its top-9 projections beside the 3x3 grid of their image patches."""
     L, M = len(results), maps_per_layer
     width, height = 2 * M * panel + 0.6, L * (panel + 0.3) + 0.4
@@ -224,7 +224,7 @@ def plot_zf_fig2(results, maps_per_layer=4, normalize="zf", panel=1.45, names=No
         label = names[row] if names else f"layer {row + 1}\n{res.layer}"
         axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center",
                           fontsize=10, rotation=90)
-    fig.suptitle("Top-9 activations of layers 1-5: deconvnet projection (left of each pair) and the image patch "
+    fig.suptitle(f"Top-9 activations of layers 1-{L}: deconvnet projection (left of each pair) and the image patch "
                  "under its receptive field (right) (ZF Fig. 2)", fontsize=11, y=1 - 0.1 / height)
     return fig
 

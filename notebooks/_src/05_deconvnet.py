@@ -11,9 +11,10 @@
 # **What you need.** Notebook 02 (switches and the three ReLU rules) and 04 (the training recipe);
 # `minicnn.visualize`: `project`, `top_k`, `receptive_field`, `plot_evolution`, `guided_backprop`, `saliency`,
 # `input_gradient` and the `plot_*` helpers. The network is the one that ships with minicnn
-# (`minicnn.load_pretrained()`): `zfnet_small` of width 32 trained on Fashion-MNIST (recipe and command in
-# `minicnn/pretrained/build.py`), with 1,000 Fashion-MNIST test images it never saw. Nothing is trained or
-# downloaded here.
+# (`minicnn.load_pretrained()`): `zfnet_medium` of width 32, six convolution layers with ZF's 7x7 stride-2 first
+# layer, trained on Fashion-MNIST at 64x64 (recipe and command in `minicnn/pretrained/build.py`), with 1,000
+# Fashion-MNIST test images it never saw; for colour first-layer filters, the second shipped network
+# (`minicnn.load_pretrained("photos")`, trained on colour photographs). Nothing is trained or downloaded here.
 #
 # **Scale.** `MINICNN_NB_SCALE` (default 1) sets how many of the shipped test images the top-9 search looks at
 # (500 at 1, all 1,000 from 2); the network is the same at every scale.
@@ -30,7 +31,8 @@ from minicnn.layers import LRN
 from minicnn.train import evaluate, predict_logits
 from minicnn.visualize import (FeatureEvolution, guided_backprop, input_gradient, plot_evolution, plot_saliency,
                                plot_topk, project, receptive_field, saliency, top_k)
-from minicnn.visualize.plots import plot_zf_fig2
+from minicnn.visualize.gallery import feature_layers
+from minicnn.visualize.plots import plot_filters, plot_zf_fig2
 
 SCALE = float(os.environ.get("MINICNN_NB_SCALE", "1"))
 POOL = 500 if SCALE < 2 else 1000
@@ -62,12 +64,14 @@ print(f"scale {SCALE}: top-9 over {POOL} shipped test images")
 #
 # ## 2. A network to look at
 #
-# The shipped network: ZF's five convolution layers in small (conv1 32 filters 5x5, conv2 64 5x5, conv3-4 96 3x3,
-# conv5 64 3x3, max pooling 3x3 stride 2 after conv1, conv2 and conv5, LRN after the first two poolings, two fully
-# connected layers of 256), trained for 5 epochs on the 60,000 Fashion-MNIST images upsampled to 32x32, with ZF's
-# recipe (momentum 0.9, weight decay, filter-RMS clipping at 0.1, random crops). It loads in a fraction of a second.
-# A `FeatureEvolution` callback recorded, after every epoch, the deconvnet projection of the strongest activation
-# of eight maps per layer over 500 fixed validation images (section 5).
+# The shipped network, `zfnet_medium`: ZF's layout in small with one convolution more than ZF's five (conv1 32
+# filters 7x7 at stride 2 as in ZF, conv2 64 5x5, conv3-5 96 3x3, conv6 64 3x3, max pooling 3x3 stride 2 after
+# conv1, conv2 and conv6, LRN after the first two poolings, two fully connected layers of 256), trained for two
+# epochs on the 60,000 Fashion-MNIST images upsampled to 64x64, with ZF's recipe (momentum 0.9, weight decay,
+# filter-RMS clipping at 0.1, random crops). It loads in a fraction of a second. A `FeatureEvolution` callback
+# recorded, after every epoch, the deconvnet projection of the strongest activation of eight maps per layer over
+# 500 fixed validation images (section 5). Its "layers" in ZF's sense are the rectified (and pooled) maps after
+# each convolution: `feature_layers(net)` lists them.
 
 # %%
 pre = minicnn.load_pretrained()
@@ -78,7 +82,10 @@ print(f"test top-1 when shipped: {100 * pre.meta['test_top1']:.2f}% on the {pre.
 test = evaluate(net, splits.val)                     # all 1,000 shipped images
 print(f"here, on the {test['n']} shipped test images: top-1 {100 * test['top1']:.1f}%")
 assert abs(test["top1"] - pre.meta["subset_top1"]) < 1e-9
-LAYERS = ["pool1", "pool2", "relu3", "relu4", "pool5"]     # ZF's "layers 1-5": rectified (and pooled) maps
+LAYERS = feature_layers(net)          # ZF's "layers": the rectified (and pooled) maps after each convolution
+TOP = LAYERS[-1]                      # the last convolutional layer (ZF's layer 5)
+RF = {r.name: r.rf[0] for r in net.layer_info(splits.input_shape)}
+print("feature layers:", ", ".join(f"{l} (receptive field {RF[l]} px)" for l in LAYERS))
 
 # %% [markdown]
 # ## 3. Check: projection = backward pass with a different rule
@@ -92,7 +99,7 @@ LAYERS = ["pool1", "pool2", "relu3", "relu4", "pool5"]     # ZF's "layers 1-5": 
 # scale.
 
 # %%
-x = splits.test.x[:1]                                      # (1, 1, 32, 32), mean-subtracted
+x = splits.test.x[:1]                                      # (1, 1, 64, 64), mean-subtracted
 layer, channel = "relu3", 5
 a = net.forward(x, until=layer)                            # (1, 96, 8, 8)
 r, c = np.unravel_index(np.argmax(a[0, channel]), a.shape[2:])
@@ -139,11 +146,11 @@ plt.tight_layout(); plt.show()
 # receptive field; in the right block, the image patch under the receptive field (mean added back), in the same
 # order. Each projection is contrast-enhanced on its own, as ZF show them (grey is 0, scaled by the 98th
 # percentile of its absolute values, so a few extreme pixels clip). `select=8` keeps the eight maps with the
-# largest mean top-9 activation, so dead maps do not fill the figure. The receptive field grows with depth: 7, 19,
-# 27, 35 and 51 pixels. From layer 4 on it is larger than
-# the 32x32 image; light blue marks the part of a field outside the image.
+# largest mean top-9 activation, so dead maps do not fill the figure. The receptive field grows with depth (printed
+# in section 2: 11, 35, 51, 67, 83 and 115 pixels); from relu4 on it is larger than the 64x64 image, and light blue
+# marks the part of a field outside the image.
 #
-# One caution about layer 1. A `pool1` unit sees one 5x5 conv1 filter through a 3x3 pooling window, so its
+# One caution about layer 1. A `pool1` unit sees one 7x7 conv1 filter through a 3x3 pooling window, so its
 # projection is that filter, scaled by the activation and placed at the switch position: the nine projections of
 # a pool1 map are the same picture nine times. Only the patches beside them say anything about the images.
 #
@@ -160,7 +167,7 @@ for layer in LAYERS:
     assert all(len(set(row)) == 9 for row in res.indices)              # nine different images
     labels = splits.val.y[res.indices]                                  # (8, 9)
     purity[layer] = float(np.mean([np.bincount(row).max() / 9 for row in labels]))
-for layer in ("pool2", "relu4"):
+for layer in ("pool2", LAYERS[3]):
     display(plot_topk(tops[layer], max_channels=4))
 for layer, res in tops.items():
     names = [" ".join(splits.class_names[splits.val.y[i]].split("/")[0][:7] for i in row[:5]) + " ..."
@@ -168,33 +175,54 @@ for layer, res in tops.items():
     print(f"{layer:6s} mean purity {purity[layer]:.2f}   e.g. " + " | ".join(names))
 
 # %% [markdown]
-# All five layers in one figure, four maps each, as ZF's Fig. 2:
+# All six layers in one figure, four maps each, as ZF's Fig. 2 (five layers there):
 
 # %%
 display(plot_zf_fig2([tops[l] for l in LAYERS]))
 
 # %% [markdown]
 # Read the patches first: a pool1 projection is only its conv1 filter (see above). At layer 1 the nine patches of
-# a map share a small local pattern, an edge of one orientation and polarity or a corner, and come from many
-# classes. At layer 2 the maps pick larger pieces: the parallel vertical edges of trouser legs, the sole and the
-# straps of a shoe, a collar. From layer 3 on, most maps' nine images are of one or two kinds (the toes of boots,
-# sandal straps, sneakers, trousers, bags), and the projections trace the outline of that part in each patch
-# rather than showing one fixed picture. The mean purity printed above rises with depth overall, from about one half
-# at pool1 to about 0.7 at pool5, but not at every step: in this run relu4 falls back below relu3 (two of its
-# eight maps mix sandals, bags and boots). Deeper layers are more class-specific, as ZF observed, on the whole. Purity
-# is a rough proxy: eight maps of nine images each, and some classes share parts (sandals, sneakers and boots have
-# soles; shirts, T-shirts, pullovers and coats have sleeves), so a map can be about a part and still mix classes.
+# a map share a small local pattern, an edge or bar of one orientation and polarity or a corner, and come from
+# many classes. At layer 2 the maps pick larger pieces: the parallel vertical edges of trouser legs, the curved
+# outline of a shoulder or a toe. From layer 3 on, most maps' nine images are of one or two kinds, and the
+# projections trace that part in each patch rather than showing one fixed picture: at relu3 the diagonal of a
+# boot's heel (map 40), at relu4 sandal straps, at relu5 trouser legs and boot shafts, at pool6 whole ankle boots,
+# bags, tops. The mean purity printed above rises with depth overall, from 0.44 at pool1 to 0.75 at pool6, but not
+# at every step: pool2, relu3 and relu5 sit at 0.64-0.65 and relu4 falls back to 0.60 (its maps mix sandals, bags
+# and T-shirts that share straps and edges). Deeper layers are more class-specific, as ZF observed, on the whole.
+# Purity is a rough proxy: eight maps of nine images each, and some classes share parts (sandals, sneakers and boots
+# have soles; shirts, T-shirts, pullovers and coats have sleeves), so a map can be about a part and still mix
+# classes. Note also the receptive fields: from relu4 on they are larger than the 64x64 image, so the projections
+# are small pictures inside wide light-blue frames, and at relu5-pool6 they are grainier than at layers 2-3.
 # The cell below checks the direction of the claim on these numbers.
 
 # %%
 print({layer: round(v, 2) for layer, v in purity.items()})
-assert purity["relu4"] > purity["pool1"] and purity["pool5"] > purity["pool1"]
+assert purity[LAYERS[3]] > purity["pool1"] and purity[TOP] > purity["pool1"]
+
+# %% [markdown]
+# ### Layer 1 in colour
+#
+# Fashion-MNIST is grey, so the shipped network's conv1 filters (first figure) can only be light-dark patterns. ZF's Fig. 6
+# shows colour: blobs of one colour, colour-opponent pairs and light-dark edges. The second network that ships with
+# minicnn, `zfnet_small` trained on crops of 21 colour photographs (`minicnn.load_pretrained("photos")`), has them
+# (second figure). For each filter, the cell prints how much of its energy is colour: the norm of the filter minus its mean
+# over the three channels, over the filter's norm (0: grey, the same pattern in R, G and B).
+
+# %%
+photos = minicnn.load_pretrained("photos")
+display(plot_filters(net, "conv1", title="Fashion-MNIST network: conv1 (32 grey 7x7 filters)"))
+display(plot_filters(photos.net, "conv1", title="photos network: conv1 (24 colour 5x5 filters)"))
+Wc = photos.net["conv1"].params["W"].reshape(photos.net["conv1"].params["W"].shape[0], 3, -1)
+colour = np.sqrt(((Wc - Wc.mean(axis=1, keepdims=True)) ** 2).sum((1, 2)) / (Wc ** 2).sum((1, 2)))
+print("colour fraction of each photos conv1 filter, sorted:", np.round(np.sort(colour), 2))
+assert (colour > 0.5).sum() >= 5 and (colour < 0.3).sum() >= 3      # colour blobs and grey edges, both
 
 # %% [markdown]
 #
 # ## 5. Feature evolution during training (ZF Fig. 4)
 #
-# Recorded while the shipped network trained: for eight maps per layer (rows) and the five epochs (columns), the
+# Recorded while the shipped network trained: for eight maps per layer (rows) and its two epochs (columns), the
 # deconvnet projection of the map's strongest activation over 500 fixed validation images, each tile on its own
 # contrast. ZF saw the lower layers settle within a few epochs and the upper layers only after many (40-50 on
 # ImageNet). Under the figure, a number for "how much the picture still changes": one minus the cosine similarity
@@ -215,14 +243,15 @@ for layer in LAYERS:
     print(f"{layer:6s} 1 - cosine between consecutive projections (mean of 8 maps)   {steps}")
 
 # %% [markdown]
-# In the figure, pool1's rows barely change from the first epoch to the last: the first-layer filters are set
-# within the first epoch. The higher the layer, the more its projections still change between the last two
-# epochs (the printed numbers for 2->3 roughly double from pool1 to relu3 and again to relu4; pool5 changes a
-# little less than relu4 but still more than twice as much as pool1): the top layers are still being shaped, and
-# their strongest probe image sometimes changes altogether. That is ZF's Fig. 4 in three epochs; their upper layers needed 40-50.
+# With only two epochs this is ZF's Fig. 4 in miniature (their upper layers needed 40-50 epochs to settle), and the
+# numbers say less than the paper's figure. In the figure, pool1's rows show the same 7x7 pattern at both epochs
+# (its printed change, 0.26, comes mostly from the pattern moving by a pixel or two, a new switch position);
+# pool2 changes least (0.19). The upper layers change more: relu3 0.54, relu4 and relu5 about 0.3, pool6 0.46,
+# where for several maps the strongest probe image itself is a different garment after the second epoch. So the top
+# layers are still being shaped when the lower ones have settled, but not in a clean order from layer to layer.
 
 # %%
-assert change_last["pool5"] > change_last["pool1"]
+assert change_last[TOP] > change_last["pool1"]
 
 # %% [markdown]
 #
@@ -275,10 +304,10 @@ print("cosine(guided with LRN's backward, guided with LRN as identity):",
 # Guided backprop and the deconvnet started from the class score draw nearly the same picture, the outline of the
 # garment with its distinctive parts (the boot's shaft and toe, the bag's handle, the sneaker's laces and sole);
 # the plain gradient differs from both (cosines well below 1) and saliency, its magnitude, speckles over much of
-# the object. Why are the first two so close? Where a max pool sits on a ReLU (relu1, relu2, relu5), the signal
+# the object. Why are the first two so close? Where a max pool sits on a ReLU (relu1, relu2, relu6), the signal
 # coming down reaches only the switch positions, whose forward input is positive unless the whole window was zero,
-# so the forward mask that guided backprop adds rarely removes anything there; the rules differ mostly at relu3,
-# relu4 and the fc ReLUs. As for LRN: with minicnn's defaults (k = 2, alpha = 1e-4) the normalisation is almost a
+# so the forward mask that guided backprop adds rarely removes anything there; the rules differ mostly at relu3-relu5
+# and the fc ReLUs. As for LRN: with minicnn's defaults (k = 2, alpha = 1e-4) the normalisation is almost a
 # constant division by $2^{0.75}$, so its true backward changes the size of the guided map, not its direction
 # (cosine 1.00 above); with a large alpha the two would differ.
 #
@@ -310,7 +339,8 @@ def ridge_probe(ftr, ytr, fte, yte, lam=10.0):
     return float(((b @ W).argmax(1) == yte).mean())
 
 
-probe_layers = ["input"] + LAYERS + ["relu6", "relu7"]
+FC_RELUS = [l.name for l in net.layers if type(l).__name__ == "ReLU"][len(LAYERS):]   # after fc7, fc8
+probe_layers = ["input"] + LAYERS + FC_RELUS
 tr, te = splits.train, splits.test
 probe = {}
 for layer in probe_layers:
@@ -325,14 +355,15 @@ ax.set_ylabel("probe test top-1 (%)"); ax.set_title("Linear probes on the shippe
 ax.grid(alpha=0.3); plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# The probe accuracy rises from the pixels to the first layers and is highest at the top (relu7), where the
-# classes are most nearly linearly separable: ZF's Table 7 trend. It is not monotone in between: relu3 to pool5 sit
-# within a few points of each other (eight or so test images), and averaging 6,144 features down to 512 costs the
-# wide middle layers some detail. On Fashion-MNIST the pixels alone already give about 70%, so depth adds about
-# fifteen points here; on ImageNet it added far more.
+# The probe accuracy rises from the pixels (69%) through pool1 (76%) and pool2 (78%) to about 81% at relu3-pool6
+# and is highest at the first fully connected layer (relu7, 85.5%; relu8 84%), where the classes are most nearly
+# linearly separable: ZF's Table 7 trend. It is not monotone in between: relu3 to pool6 sit within a point or two
+# of each other (four to eight test images), and averaging 6,144 features down to 512 costs the wide middle layers
+# some detail. On Fashion-MNIST the pixels alone already give about 70%, so depth adds about fifteen points here;
+# on ImageNet it added far more. (The gallery's "Linear probes" figure is this probe.)
 
 # %%
-assert probe["relu7"][1] > probe["input"][1] + 0.05 and probe["pool2"][1] > probe["input"][1]
+assert probe[FC_RELUS[-1]][1] > probe["input"][1] + 0.05 and probe["pool2"][1] > probe["input"][1]
 
 # %% [markdown]
 # **Summary.** Sections 1 and 3: the deconvnet projection is the network's backward pass with one rule changed
@@ -340,8 +371,9 @@ assert probe["relu7"][1] > probe["input"][1] + 0.05 and probe["pool2"][1] > prob
 # the identity), and the cell in section 3 reproduced `project` from `forward(until=...)` and `backward(start=...)`
 # exactly, with nothing outside the unit's receptive field. Section 4 is ZF Fig. 2 on the shipped network: edges
 # and corners at layer 1 (whose projections are the filters themselves), pieces of garments at layer 2, parts and
-# whole shapes at layers 3-5, with the top-9 lists more uniform the deeper the layer. Section 5 is ZF Fig. 4: the
-# lower layers settle first. Section 6 contrasts the rules started from a class score; section 7 shows the class
+# whole shapes at layers 3-6, with the top-9 lists more uniform at the top than at the bottom; the colour network
+# shows ZF Fig. 6's colour filters. Section 5 is ZF Fig. 4 in two epochs: the upper layers still change when the
+# lower ones have settled. Section 6 contrasts the rules started from a class score; section 7 shows the class
 # becoming more linearly readable with depth.
 # Next: notebook 06 (occlusion, invariance, correspondence).
 
