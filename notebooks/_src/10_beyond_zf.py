@@ -19,7 +19,7 @@
 # one minicnn ships, trained on Fashion-MNIST (`minicnn.load_pretrained("fashion")`), with its 1,000 shipped test
 # images: nothing is trained here and nothing is downloaded.
 #
-# **Scale.** `MINICNN_NB_SCALE` (default 1: a few hundred images and short optimisations, about 90 s of CPU time
+# **Scale.** `MINICNN_NB_SCALE` (default 1: a few hundred images and short optimisations, about 100 s of CPU time
 # on the 64-pixel network, one to three minutes of wall time on a busy 2-core machine); larger values use more images
 # and more steps.
 #
