@@ -16,9 +16,10 @@
 # 3. ZF Table 7: a linear classifier on each layer, on the task the network was trained for and on the new one.
 #
 # **The networks and the new task.** `minicnn.load_pretrained("fashion")` is a ZF-style network trained on
-# Fashion-MNIST (ten kinds of garment, 32x32 grey). The new task is **handwritten digits placed anywhere in the
-# frame**: scikit-learn's 8x8 digits (they ship with scikit-learn: nothing is downloaded, and CI machines have
-# them), enlarged to 20x20 and pasted at a random position of a dark 32x32 canvas. Why this task:
+# Fashion-MNIST (ten kinds of garment, enlarged to 64x64 grey; `zfnet_medium`: six convolutions, then fc7, fc8 and
+# the classifier fc9). The new task is **handwritten digits placed anywhere in the frame**: scikit-learn's 8x8
+# digits (they ship with scikit-learn: nothing is downloaded, and CI machines have them), enlarged to 40x40 and
+# pasted at a random position of a dark 64x64 canvas. Why this task:
 #
 # - the images have the network's format (one grey channel, a light object on a dark ground), so it takes them as
 #   they are;
@@ -27,7 +28,7 @@
 #   interesting case of the lecture notes;
 # - the random position makes it a task that **needs features**: scikit-learn's digits are centred, and centred
 #   digits are so easy that they teach little here (while writing this notebook we measured 95% for a linear
-#   classifier on their raw pixels, and 70–80% for this network trained from scratch on 5 per class). Once a digit
+#   classifier on their raw pixels, and 70–80% for a small network trained from scratch on 5 per class). Once a digit
 #   may be anywhere, pixel templates fail (about 25% in section 3), as they fail on Caltech's photographs, and what
 #   a network has learned about edges, strokes and parts — and its pooling — is what helps.
 #
@@ -37,7 +38,7 @@
 # **What you need.** Notebooks 01–05. `minicnn.optim.SGD` (`freeze`, `lr_mult`), `minicnn.net.Sequential`.
 #
 # **Scale.** `MINICNN_NB_SCALE` (default 1: a pool of 30 digits per class, 3 random draws per setting, from-scratch
-# networks at width 8 for 50 steps; about 25 s of CPU time). At 2 or more: a larger pool and test set, 10 draws, and
+# networks at width 8 for 50 steps; about 30 s of CPU time). At 2 or more: a larger pool and test set, 10 draws, and
 # the from-scratch network at the shipped network's own width for 150 x scale steps.
 
 # %%
@@ -53,7 +54,7 @@ import minicnn
 from minicnn.data._common import resize_images
 from minicnn.exercises import check
 from minicnn.layers import Conv2D, Flatten, Linear
-from minicnn.models import build, zfnet_small
+from minicnn.models import build
 from minicnn.net import Sequential
 from minicnn.ops import softmax_cross_entropy
 from minicnn.optim import SGD
@@ -70,7 +71,7 @@ pre = minicnn.load_pretrained("fashion")
 net = pre.net
 convs = [l.name for l in net.layers if isinstance(l, Conv2D)]
 linears = [l.name for l in net.layers if isinstance(l, Linear)]
-head = linears[-1]                                       # the classifier ("fc8" in ZF's naming)
+head = linears[-1]                                       # the classifier (fc9 here, fc8 in ZF's network)
 print(f"shipped network: {pre.name}, input {pre.mean.shape}, {net.num_params():,} parameters")
 print(f"conv layers {convs}; fully connected {linears}; classifier: {head}")
 print(f"its classes: {pre.class_names}")
@@ -78,11 +79,11 @@ print(f"its classes: {pre.class_names}")
 # %% [markdown]
 # ## 1. Freezing layers and per-layer learning rates
 #
-# A new task needs a new classifier: the shipped `fc8` maps fc7's codes to ten *garment* scores. We replace it by a
+# A new task needs a new classifier: the shipped `fc9` maps fc8's codes to ten *garment* scores. We replace it by a
 # fresh `Linear` with one output per digit, and tell the optimiser which layers may learn:
 #
 # ```python
-# SGD(net, lr=1e-3, freeze=[...every layer but the new head...], lr_mult={"fc8": 10.0})
+# SGD(net, lr=1e-3, freeze=[...every layer but the new head...], lr_mult={"fc9": 10.0})
 # ```
 #
 # A frozen layer is not updated at all — no gradient step, no weight decay, no momentum, no filter clipping — and
@@ -111,7 +112,7 @@ for name in [l.name for l in tuned.layers if l.params]:
 
 # %% [markdown]
 # One training step on a few digits, and a check of what moved. The digits are 8x8 images with values 0..16:
-# scaled to [0, 1], enlarged to 20x20 (bilinear) and pasted at a random place of a 32x32 canvas; `pre.prepare` then
+# scaled to [0, 1], enlarged to 40x40 (bilinear) and pasted at a random place of a 64x64 canvas; `pre.prepare` then
 # subtracts the Fashion training mean, exactly as the shipped network's own test images were prepared.
 
 # %%
@@ -156,7 +157,7 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # The top row is what the network was trained on; the bottom row is the new task: each digit enlarged from 8x8 to
-# 20x20 (so its strokes are soft and a few pixels wide) and sitting somewhere else in the frame (compare the 4, the
+# 40x40 (so its strokes are soft and several pixels wide) and sitting somewhere else in the frame (compare the 4, the
 # 8 and the 0). Same format, different world.
 #
 # **Frozen features are a fixed function.** With every layer below the head frozen (and no dropout or
@@ -178,7 +179,7 @@ def codes_at(net, x, names, batch=128):
     return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
-below_head = tuned.names[tuned.index(head) - 1]          # the layer feeding the head ("relu7")
+below_head = tuned.names[tuned.index(head) - 1]          # the layer feeding the head ("relu8")
 tuned_a, head_b = with_new_head(net, 10), None
 head_b = Sequential([copy.deepcopy(tuned_a[head])], name="head alone")
 opt_a = SGD(tuned_a, lr=0.05, freeze=[l.name for l in tuned_a.layers if l.params and l.name != head])
@@ -214,7 +215,7 @@ print(check("08.trainable_parameters", trainable_parameters))
 #
 # Write `head_optimizer(net, lr)`: an `SGD` (import it inside the function: `from minicnn.optim import SGD`) that
 # updates only the network's **last `Linear` layer**, at ten times `lr`, and leaves every other layer exactly as it
-# is. The check builds networks whose layers have other names than `fc8`, so find the layer by its type.
+# is. The check builds networks whose layers have other names than `fc9`, so find the layer by its type.
 
 # %%
 # Exercise 08.head_optimizer: an SGD that trains only the last Linear layer, at ten times the rate
@@ -232,23 +233,27 @@ print(check("08.head_optimizer", head_optimizer))
 # times: with one image per class, *which* image matters a lot) and test on the same held-out digits. Four ways to
 # learn:
 #
-# - **softmax on the fc7 codes** (ZF's protocol): everything up to the head frozen, a new softmax trained on the
-#   output of the last hidden layer (256 numbers in the shipped network);
-# - **softmax on the pool5 codes**: the same, one block lower, on the values the convolutional layers hand to
-#   fc6 (the lecture notes' "small and different: add your layer to earlier parts of the network");
-# - **fine-tune fc6–fc8**: conv layers frozen, fc6 and fc7 start from the shipped weights and learn at `lr`, the
-#   new fc8 learns at `10 lr` (`lr_mult`);
+# - **softmax on the fc8 codes** (ZF's protocol): everything up to the head frozen, a new softmax trained on the
+#   output of the last hidden layer (relu8: 256 numbers in the shipped network);
+# - **softmax on the pool6 codes**: the same, below both hidden fc layers, on the values the convolutional layers
+#   hand to fc7 (64 maps of 4x4: 1,024 numbers; the lecture notes' "small and different: add your layer to earlier
+#   parts of the network");
+# - **fine-tune fc7–fc9**: conv layers frozen, fc7 and fc8 start from the shipped weights and learn at `lr`, the
+#   new fc9 learns at `10 lr` (`lr_mult`);
 # - **from scratch**: the same architecture with random weights, every layer learning (at the default scale a
-#   narrower copy, `zfnet_small` at width 8, to keep the notebook fast; from `MINICNN_NB_SCALE=2` the shipped
-#   network's own architecture and width, rebuilt from its recorded recipe).
+#   narrower copy, the shipped architecture at width 8 instead of 32, to keep the notebook fast; from
+#   `MINICNN_NB_SCALE=2` the shipped network's own width, rebuilt from its recorded recipe).
+#
+# The layer names in the table below are looked up by position, not written in.
 #
 # The heads are trained with minicnn's own `SGD` on codes computed once (section 1 showed this is the same as
 # training the frozen network). The codes fed to a lone softmax are divided by one number, their RMS over the pool,
-# so one learning rate suits both layers; fc6 gets the codes as they are, since its weights expect them.
+# so one learning rate suits both layers; fc7 gets the codes as they are, since its weights expect them.
 
 # %%
 feature_layers = [tuned.names[tuned.index(n) + 1] for n in convs + linears[:-1]]   # the ReLU after each layer
-flat = next(l.name for l in net.layers if isinstance(l, Flatten))                    # pool5, flattened
+flat = next(l.name for l in net.layers if isinstance(l, Flatten))                    # the last pool, flattened
+last_pool = net.names[net.index(flat) - 1]                                           # its name ("pool6")
 t = time.perf_counter()
 pool_codes = codes_at(net, x_pool, feature_layers + [flat])
 test_codes = codes_at(net, x_test, feature_layers + [flat])
@@ -280,7 +285,7 @@ def softmax_on(layer, idx, seed):
 
 
 def fine_tune_fc(idx, seed):
-    top = copy.deepcopy(net.layers[net.index(flat) + 1:-1])       # fc6, relu6, fc7, relu7 as shipped
+    top = copy.deepcopy(net.layers[net.index(flat) + 1:-1])       # the hidden fc layers and their ReLUs, as shipped
     fresh = Linear(top[-2].config["out_features"], 10, rng=np.random.default_rng(seed), name=head)
     model = train_head(top + [fresh], pool_codes[flat][idx], y_pool[idx], lr=0.005, steps=100,
                        lr_mult={head: 10.0}, batch=32, seed=seed)
@@ -293,13 +298,10 @@ SCRATCH_NAME = "width 8" if not BIG else f"{RECIPE.get('model', 'zfnet_small')} 
 
 
 def from_scratch(idx, seed):
-    """The shipped architecture with fresh random weights (at scale 1: zfnet_small at width 8, for time)."""
-    if BIG:
-        extra = {"width": RECIPE["width"]} if "width" in RECIPE else {}
-        model = build(RECIPE.get("model", "zfnet_small"), num_classes=10, input_shape=tuple(pre.mean.shape),
-                      seed=seed, **extra)
-    else:
-        model = zfnet_small(num_classes=10, input_shape=tuple(pre.mean.shape), width=8, seed=seed)
+    """The shipped architecture with fresh random weights (at scale 1 at width 8, for time)."""
+    width = RECIPE.get("width") if BIG else 8
+    model = build(RECIPE.get("model", "zfnet_small"), num_classes=10, input_shape=tuple(pre.mean.shape),
+                  seed=seed, **({"width": width} if width else {}))
     opt = SGD(model, lr=0.02, momentum=0.9, weight_decay=5e-4)
     order = np.random.default_rng(seed)
     batch = min(len(idx), 16)
@@ -311,9 +313,9 @@ def from_scratch(idx, seed):
     return accuracy(model, x_test, y_test)
 
 
-methods = {"softmax on fc7 codes": lambda idx, s: softmax_on(below_head, idx, s),
-           "softmax on pool5 codes": lambda idx, s: softmax_on(flat, idx, s),
-           "fine-tune fc6-fc8 (fc8 at 10x lr)": fine_tune_fc,
+methods = {f"softmax on {linears[-2]} codes": lambda idx, s: softmax_on(below_head, idx, s),
+           f"softmax on {last_pool} codes": lambda idx, s: softmax_on(flat, idx, s),
+           f"fine-tune {linears[0]}-{head} ({head} at 10x lr)": fine_tune_fc,
            f"from scratch ({SCRATCH_NAME}, {SCRATCH_STEPS} steps)": from_scratch}
 results = {m: {n: [] for n in SHOTS} for m in methods}
 t = time.perf_counter()
@@ -326,9 +328,9 @@ for n in SHOTS:
                 continue                                   # the expensive one: fewer draws
             results[m][n].append(run(idx, draw))
 print(f"all settings: {time.perf_counter() - t:.1f} s")
-print(f"{'per class':>10} " + " ".join(f"{m[:26]:>27}" for m in methods))
+print(f"{'per class':>10} " + " ".join(f"{m[:34]:>34}" for m in methods))
 for n in SHOTS:
-    print(f"{n:>10} " + " ".join(f"{100 * np.mean(results[m][n]):>20.1f} ± {100 * np.std(results[m][n]):4.1f}"
+    print(f"{n:>10} " + " ".join(f"{100 * np.mean(results[m][n]):>27.1f} ± {100 * np.std(results[m][n]):4.1f}"
                                  for m in methods))
 
 # %%
@@ -351,23 +353,25 @@ assert max(at15[m] for m in methods if m != scratch) > at15[scratch] + 15     # 
 # %% [markdown]
 # **What the figure shows** (the numbers are in the table above; error bars are the spread over random draws of the
 # training images). Features borrowed from a network that has never seen a digit recognise digits placed anywhere
-# in the frame: with 30 images per class, a softmax on the pool5 codes is right about three times in four, and with
-# 5 per class about twice as often as the network trained from scratch. The from-scratch network stays below 25% at
-# every size. That is the shape of ZF's Table 4 (Caltech-101, 15 or 30 images per class: 83.8% / 86.5%
-# with ImageNet features against 22.8% / 46.5% from scratch), in small. One caveat, in fairness to the from-scratch
-# network: at the default scale it is narrower (width 8) and gets only 50 SGD steps, so with 15 or 30 images per
-# class it has not even seen each image three times, and its curve falls where it should rise. Part of its gap is
-# our time budget, not its nature; `MINICNN_NB_SCALE=4` trains the shipped architecture for 600 steps. With one
-# image per class nothing works well (one placement of one digit says little about the others), though the borrowed
-# features are already twice chance.
+# in the frame: with 30 images per class, a softmax on the pool6 codes is right about 72% of the time, and with 15
+# per class about 63%, three times the network trained from scratch. With 5 per class the borrowed features are
+# still weak (29–36%), and with one image per class nothing works well (one placement of one digit says little
+# about the others), though the borrowed features are already about twice chance. The from-scratch network stays
+# at about 20% or below at every size, and with 30 per class it ends at chance. That is the shape of ZF's Table 4
+# (Caltech-101, 15 or 30 images per class: 83.8% / 86.5% with ImageNet features against 22.8% / 46.5% from
+# scratch), in small, but read the from-scratch curve with its caveat: at the default scale it is narrower (width
+# 8 instead of 32), it is drawn once per setting, and it gets only 50 SGD steps, so with 30 images per class it
+# sees each image fewer than three times. Fifty steps are too few for six convolutions from random weights, and
+# its curve falls where it should rise. Most of its gap is our time budget, not its nature;
+# `MINICNN_NB_SCALE=4` trains the shipped architecture at its own width for 600 steps.
 #
 # Two further lessons, both from the lecture notes. **Which layer to put the new classifier on depends on how far
-# the new task is from the old one**: here the pool5 codes beat the fc7 codes from 5 images per class on (75% vs
-# 58% at 30), because fc6 and fc7 have specialised in garments (a "small and different" dataset: "add your layer
-# to earlier parts of the network"). ZF, going from ImageNet to Caltech (objects to objects), used the top layer.
-# And **fine-tuning fc6–fc8**, the new layer at 10x the rate, recovers part of what the fc7 softmax lost (65% at 30
-# per class): fc6 and fc7 may now move towards digits, while the frozen convolutional layers keep the small-data
-# problem small.
+# the new task is from the old one**: here the pool6 codes beat the fc8 codes from 5 images per class on (72% vs
+# 61% at 30, 63% vs 52% at 15), because the top hidden layer has specialised in garments (section 3 shows the loss
+# happening at fc8's output; a "small and different" dataset: "add your layer to earlier parts of the network"). ZF, going from ImageNet to Caltech (objects to objects), used
+# the top layer. And **fine-tuning fc7–fc9**, the new layer at 10x the rate, recovers most of what the fc8 softmax
+# lost (68% at 30 per class, 62% at 15), without quite reaching the pool6 softmax: fc7 and fc8 may now move
+# towards digits, while the frozen convolutional layers keep the small-data problem small.
 
 # %% [markdown]
 # ## 3. ZF Table 7 in small: a linear classifier on each layer
@@ -381,8 +385,8 @@ assert max(at15[m] for m in methods if m != scratch) > at15[scratch] + 15     # 
 #   than pixel templates, which is what the depth trend is about;
 # - on the **new task**, the digits of section 2 (all of the pool to fit, the same test digits).
 #
-# Convolutional maps are averaged down to a 4x4 grid per channel first (a 96x8x8 map has 6,144 values for 200
-# training images), so the probes compare *what* each layer computes rather than how many numbers it has; the
+# Convolutional maps are averaged down to a 4x4 grid per channel first (relu1's 32x32x32 map has 32,768 values for
+# 200 training images), so the probes compare *what* each layer computes rather than how many numbers it has; the
 # pixels are used as they are.
 
 # %%
@@ -445,15 +449,17 @@ assert max(new[1:]) > new[0] + 0.2        # on digits anywhere in the frame, lea
 
 # %% [markdown]
 # **What the figure shows.** On **Fashion-MNIST** (blue), the task the network learned, a linear classifier on the
-# pixels already gets about 72% (many garments differ in silhouette), the convolutional layers add a few points,
-# and the top layer, relu7, is clearly best (about 86%): the deepest layer separates the garments best, ZF's Table 7
-# trend (their layer 7: 85.5% on Caltech-101 against 44.8% at layer 1). The middle of the curve is flat: with 200
-# probe images, differences of a point or two between neighbouring layers are noise. On the **digits placed
-# anywhere** (orange), the pixels are nearly useless (about 25%), every convolutional layer is far better — the
-# first one already doubles the pixels, and relu2–relu3 are best (about 72%) — and then the curve *falls* at fc6
-# and fc7, whose units have specialised in garments. Features are general low in a network and specific high up
-# (Yosinski et al. 2014, "How transferable are features in deep neural networks?", in the CENG403 notes): the same
-# reason the pool5 softmax won in section 2.
+# pixels already gets 72% (many garments differ in silhouette), and the accuracy climbs, unevenly, with depth
+# through the convolutional layers (77–80% from relu2 to relu6) to its best at relu7, the output of the first fc
+# layer (85%): ZF's Table 7 trend (their layer 7: 85.5% on Caltech-101 against 44.8% at layer 1). It is not best
+# at the very top, though: relu8, the layer just below the classifier, falls back to 80.5%. With 200 probe images
+# one image is half a point and differences of a few points are near the noise, so read the curve as a rise with
+# depth, not as a ranking of neighbouring layers. On the **digits placed anywhere** (orange), the pixels are
+# nearly useless (about 25%), every learned layer is far better — the first one already doubles the pixels, and
+# relu2 is best (72.5%) — then the curve stays on a plateau (66–69%) from relu3 to relu7 and *falls* at relu8
+# (58.5%), the last hidden layer, whose units have specialised most in garments. Features are general low in a
+# network and specific high up (Yosinski et al. 2014, "How transferable are features in deep neural networks?",
+# in the CENG403 notes): the same reason the pool6 softmax beat the fc8 softmax in section 2.
 #
 # ### Question 08.3
 #
@@ -467,7 +473,7 @@ assert max(new[1:]) > new[0] + 0.2        # on digits anywhere in the frame, lea
 # of the same categories): the top layers' features, tuned to object categories, are what Caltech needs. Fashion →
 # digits crosses domains: the upper layers encode garment parts and shapes that say little about strokes, while the
 # lower layers (edges, blobs, stroke fragments) are useful for any grey image. Footwear on a new background is close
-# to the old task (the classes are even among the old ones), so the top layers (fc6/fc7) should be best — perhaps
+# to the old task (the classes are even among the old ones), so the top layers (fc7/fc8) should be best — perhaps
 # after fine-tuning the lower layers a little so that the new background stops mattering.
 # </details>
 

@@ -19,8 +19,9 @@
 # one minicnn ships, trained on Fashion-MNIST (`minicnn.load_pretrained("fashion")`), with its 1,000 shipped test
 # images: nothing is trained here and nothing is downloaded.
 #
-# **Scale.** `MINICNN_NB_SCALE` (default 1: a few hundred images and short optimisations, about 35 s of CPU time,
-# under a minute on 2 cores); larger values use more images and more steps.
+# **Scale.** `MINICNN_NB_SCALE` (default 1: a few hundred images and short optimisations, about 100 s of CPU time
+# on the 64-pixel network, one to three minutes of wall time on a busy 2-core machine); larger values use more images
+# and more steps.
 #
 # **Exercises.** Three stubs (`10.fgsm_step`, `10.fooling_eps`, `10.activation_stats`) checked by `check(...)`, and
 # one question with its answer folded away.
@@ -117,14 +118,14 @@ print(f"class models: mean probability {np.diag(p_prior).mean():.4f}; their pixe
 
 # %% [markdown]
 # *What the figure shows.* Top row: valid images (grey levels in [0, 1], shown as they are) that are still noise to
-# a human eye, with at most faint strokes where the ascent pushed hardest, and that the network assigns to the class
-# above them, most with a probability above 0.98 (the printed mean and minimum; each pixel moved 0.01 per step, at
-# most 0.4 in all, from the noise it started as, which the network called "Shirt" or "Bag" with p ≈ 0.6). That is
-# Nguyen et al.'s finding in its gradient form. Bottom row: the class models are scored with certainty too, and the
-# priors give them smooth large-scale structure (frame-like outlines for Pullover and Coat, dark blobs along a band
-# near the bottom for Sneaker and Ankle boot), but their
-# pixels lie far outside the range of any real image, and even rescaled they are weak pictures of clothing. Neither
-# row is what the network "sees" in a garment; both are inputs that happen to push its scores up.
+# a human eye, with no stroke or outline a person would name, and that the network assigns to the class above them,
+# most with a probability above 0.98 (the printed mean and minimum; each pixel moved 0.01 per step, at most 0.4 in
+# all, from the noise it started as, which the network called "Bag" with p ≈ 0.7). That is Nguyen et al.'s finding
+# in its gradient form. Bottom row: the class models are scored with certainty too, and the priors give them smooth
+# large-scale structure (light horizontal bands in the Pullover model, a few dark blobs in the Sandal, Sneaker and
+# Bag models, two of them near the top of the Bag like the ends of a handle), but their pixels lie far outside the
+# range of any real image, and even rescaled they are weak pictures of clothing. Neither row is what the network
+# "sees" in a garment; both are inputs that happen to push its scores up.
 
 # %% [markdown]
 # ## 2. Why fooling is easy: the linear argument
@@ -252,8 +253,9 @@ display(plot_fgsm(x[show], x_adv, before, after, y[show], names, epsilons=EPSILO
 # perturbation; grey is 0, where the gradient vanished), and the perturbed image with the network's answer and its
 # confidence; the right panel is the accuracy on the first test images as $\epsilon$ grows. At $\epsilon = 0.05$
 # (13 grey levels of 255) the garments are unchanged to the eye, although the noise is visible on the black
-# backgrounds; the accuracy has fallen from 88% to about a third (the printed numbers). Not every row flips: a
-# confident answer (p = 1.00) may only lose confidence at this $\epsilon$.
+# backgrounds; the accuracy has fallen from 87% to about a third (34%, the printed numbers), and to 13% at
+# $\epsilon = 0.1$. Not every row flips: here the T-shirt becomes a "Shirt" and the sneaker an "Ankle boot", while
+# the two confident answers (p = 1.00) only lose confidence at this $\epsilon$.
 
 # %% [markdown]
 # ## 4. Inversion: what a code keeps
@@ -277,15 +279,19 @@ print(f"{conv_relus[-1]} without TV: relative code error {history[-1]:.3f}")
 display(plot_inversions(originals, recon, list(recon), mean=mean))
 
 # %% [markdown]
-# *What the figure shows.* From the first ReLU (its maps at full resolution) the reconstruction is close to the
-# image. Deeper codes keep the garment's silhouette and position and lose its texture: the reconstructions from the
-# last conv layer and from the last hidden layer are blurred shapes of the right kind. The middle layer came out worst
-# here. None of these optimisations has converged (the printed relative code errors are 0.1 to 0.6), and more steps
-# do not simply fix it: with fixed-size normalised steps and momentum 0.9, `invert` keeps moving, and in our run at
-# `MINICNN_NB_SCALE=2` (160 steps) the error for the last conv layer rose (0.59 to 0.88). Read these
-# reconstructions as what a short descent finds, not as the best image that fits each code. The last column, the
-# deepest conv code inverted without the TV prior, is speckled noise with the garment barely visible: the code
-# alone does not pin the image down, and the prior chooses the smooth solution among the many that fit.
+# *What the figure shows.* From the first ReLU (its maps at half the input's resolution, 32 channels) the
+# reconstruction is close to the image, stripes and folds included. Deeper codes keep much less: from relu4, relu6
+# and relu8 the reconstructions are mottled texture in which the jacket (top row) cannot be made out, and the dress
+# (bottom row) shows only as a vague lighter region where it stands, clearest from relu8. This is a weaker result
+# than Mahendran & Vedaldi's, whose deep inversions keep recognisable shapes. None of these optimisations has
+# converged (the printed relative code errors of the first image run from 0.05 at relu1 to 0.41 at relu6), and more
+# steps do not simply fix it: with fixed-size normalised steps and momentum 0.9, `invert` keeps moving, and at
+# `MINICNN_NB_SCALE=2` (160 steps) we measured the error rising for relu4 (0.14 to 0.32) and relu6 (0.41 to 0.46)
+# while it fell for relu8 (0.26 to 0.15). Read these reconstructions as what a short descent finds, not as the best
+# image that fits each code. The last column, the deepest conv code inverted without the TV prior, is speckled
+# noise with no garment visible, although it fits the code better than the image with the prior (0.30 against
+# 0.41): the code alone does not pin the image down, and the prior chooses a smooth solution among the many that
+# fit.
 
 # %% [markdown]
 # ## 5. t-SNE of the last hidden layer
@@ -336,11 +342,13 @@ display(plot_cascade(cascade, x[few[0]], mean=mean))
 
 # %% [markdown]
 # *What the figure shows.* The plain gradient (Simonyan's saliency) loses most of its resemblance to the trained
-# map as soon as the classifier fc8 is randomised (rank correlation about 0.4) and keeps falling: it depends on the
-# weights, as a map that explains the network should. Guided backpropagation hardly changes while the fc layers and
-# conv5-conv3 are re-drawn (correlation above 0.85) and still outlines the T-shirt when only conv1 is left trained.
-# The deconvnet drops to about 0.7 at the first step and then stays flat until conv2. These two maps show the image's
-# own structure more than what the network learned: Adebayo et al.'s finding, reproduced on minicnn's network.
+# map as soon as the classifier fc9 is randomised (rank correlation about 0.33) and keeps falling slowly (about 0.2
+# at the end): it depends on the weights, as a map that explains the network should. Guided backpropagation hardly
+# changes while the fc layers and conv6-conv4 are re-drawn (correlation 0.88 or more), falls only with conv3 and
+# conv2 (0.81, 0.64), and still outlines the T-shirt when only conv1 is left trained (0.48 once conv1 goes too).
+# The deconvnet drops to about 0.75 at the first step, stays near 0.7 through the fc layers and conv6, and then
+# slides gradually down to 0.29. These two maps show the image's own structure more than what the network learned:
+# Adebayo et al.'s finding, reproduced on minicnn's network.
 
 # %% [markdown]
 # **Question 10.1.** Guided backpropagation passes a gradient only where the forward input *and* the gradient coming
@@ -429,11 +437,12 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# *What the figure shows.* Left: a freshly initialised ReLU network is roughly half zeros in every layer (a random
-# filter is about as likely to respond negatively as positively). Training makes most layers sparser, most of all the
-# last conv layer (83% zeros) and conv2, while conv1 stays near half. Right, the surprise: it is the *fresh* network
-# that has dead units, over a fifth of fc6 and fc7. After five random layers the codes of different images are
-# all non-negative and point in nearly the same direction, so a random fc unit that is negative for one image is
-# negative for all of them. Training spreads the codes apart and brings almost every unit to life; the trained
-# network has hardly any unit that never fires on these images (the table). A unit dead on this test subset may
-# still fire on another image, so these counts are upper bounds on truly dead units.
+# *What the figure shows.* Left: a freshly initialised ReLU network is roughly half zeros in every layer (43–52%: a
+# random filter is about as likely to respond negatively as positively). Training makes every layer but the first
+# sparser, most of all the last conv layer (82% zeros) and conv2 (68%), while conv1 stays near half. Right, the
+# surprise: it is the *fresh* network that has dead units, over a fifth of fc7 and fc8 (22% and 25%). After six
+# random conv layers the codes of different images are all non-negative and point in nearly the same direction, so
+# a random fc unit that is negative for one image is negative for all of them. Training spreads the codes apart and
+# brings most of these units to life; the trained network has few units that never fire on these images (4% of fc7,
+# 2% of fc8, none in the conv layers: the table). A unit dead on this test subset may still fire on another image,
+# so these counts are upper bounds on truly dead units.
