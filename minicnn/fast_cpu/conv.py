@@ -11,7 +11,8 @@ Two ways, both in ``kernels/``, chosen per layer:
 * **im2col + GEMM by batch chunk** (``cpu_im2col.c``): each chunk of images is one C call -- im2col into a
   buffer, NumPy's own BLAS GEMM (``build.gemm``), bias and NCHW layout -- so that minicnn's threads take whole
   chunks and hand the GIL over once per chunk. The columns are kept for the backward when they are small
-  (``TUNING.keep_cols_bytes``), else rebuilt from the cached input.
+  (``TUNING.keep_cols_bytes``), else rebuilt from the cached input. Kept for the larger shapes of
+  benchmarks/bench_ops.py: with it off (``im2col_chunks=False``) its worst conv was 2.24x PyTorch (bar 1.6).
 
 A layer neither way can take (no compiler, no ILP64 cblas gemm in NumPy's BLAS for a layer that is not direct,
 an empty batch, CuPy arrays) returns ``NotImplemented`` and the readable op runs. So does a backward whose dy,
