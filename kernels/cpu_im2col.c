@@ -3,13 +3,11 @@
 
    minicnn/ops/conv.py's readable layout: cols (C*kh*kw, n*oh*ow), row (c, ky, kx), column (image, oy, ox),
    cols[(c, ky, kx), (i, oy, ox)] = xpad[i, c, oy*sy + ky, ox*sx + kx] (0 in the padding). Built by
-   minicnn/fast_cpu/build.py with -DT=float or -DT=double, called through ctypes (no GIL) on a range of rows or
-   planes so that minicnn's threads share the work.
+   minicnn/fast_cpu/build.py with -DT=float or -DT=double, called through ctypes (no GIL) a batch chunk at a
+   time, so that minicnn's threads share the chunks.
 
-   Why C here: every (row, image, oy) is one run of ow values, and on small images (ow = 8) a NumPy copy pays
-   ~10 ns of loop setup per run, which is why the NumPy fast path copies whole phase-grid rows instead and carries
-   junk columns into its GEMMs (12 columns for 8 on a 12x12 input, 5x5 kernel: 1.5x the GEMM work). A compiled
-   loop copies a run of 8 in a few cycles, so the GEMMs get exactly the columns they need. */
+   Why C here: every (row, image, oy) is one run of ow values, often short (8); a NumPy copy pays ~10 ns of loop
+   setup per run, a compiled loop copies a run of 8 in a few cycles. */
 #include "cpu_common.h"
 
 /* The outputs ox in [*o0, *o1) whose input column ox*s - p + k lies in [0, size). */
@@ -23,13 +21,12 @@ static void inside(i64 k, i64 s, i64 p, i64 size, i64 out, i64 *o0, i64 *o1)
     *o1 = hi;
 }
 
-/* Rows k0..k1-1 of cols from x (n, C, H, W). */
-void im2col(const T *x, T *cols, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sy, i64 sx, i64 ph, i64 pw,
-            i64 oh, i64 ow, i64 k0, i64 k1)
+/* cols (C*kh*kw, n*oh*ow) from x (n, C, H, W). */
+static void im2col(const T *x, T *cols, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sy, i64 sx, i64 ph, i64 pw,
+                   i64 oh, i64 ow)
 {
-    (void)C;
     i64 P = n * oh * ow;
-    for (i64 k = k0; k < k1; k++) {
+    for (i64 k = 0; k < C * kh * kw; k++) {
         i64 c = k / (kh * kw), ky = k / kw % kh, kx = k % kw;
         i64 x0, x1;
         inside(kx, sx, pw, W, ow, &x0, &x1);
@@ -59,20 +56,18 @@ void im2col(const T *x, T *cols, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64
     }
 }
 
-/* dx planes p0..p1-1 (plane p = channel p / n of image p % n) from the column gradient: every entry added onto
-   its pixel, entries in the padding dropped. tap_major: dcols rows ordered (ky, kx, c) instead of (c, ky, kx). */
-void col2im(const T *dcols, T *dx, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sy, i64 sx, i64 ph, i64 pw,
-            i64 oh, i64 ow, i64 tap_major, i64 p0, i64 p1)
+/* dx (n, C, H, W) from the column gradient: every entry added onto its pixel, entries in the padding dropped. */
+static void col2im(const T *dcols, T *dx, i64 n, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sy, i64 sx, i64 ph,
+                   i64 pw, i64 oh, i64 ow)
 {
     i64 P = n * oh * ow;
-    for (i64 p = p0; p < p1; p++) {
+    for (i64 p = 0; p < C * n; p++) {
         i64 c = p / n, i = p % n;
         T *restrict plane = dx + (i * C + c) * H * W;
         memset(plane, 0, H * W * sizeof(T));
         for (i64 ky = 0; ky < kh; ky++)
             for (i64 kx = 0; kx < kw; kx++) {
-                i64 row = tap_major ? (ky * kw + kx) * C + c : (c * kh + ky) * kw + kx;
-                const T *restrict src = dcols + row * P + i * oh * ow;
+                const T *restrict src = dcols + ((c * kh + ky) * kw + kx) * P + i * oh * ow;
                 i64 x0, x1;
                 inside(kx, sx, pw, W, ow, &x0, &x1);
                 for (i64 oy = 0; oy < oh; oy++, src += ow) {
@@ -105,7 +100,7 @@ void conv_forward_chunk(void *gemm, const T *x, const T *W2, const T *b, T *y, T
                         i64 H, i64 W, i64 kh, i64 kw, i64 sy, i64 sx, i64 ph, i64 pw, i64 oh, i64 ow, i64 F)
 {
     i64 K = C * kh * kw, L = oh * ow, P = n * L;
-    im2col(x, cols, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow, 0, K);
+    im2col(x, cols, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow);
     ((gemm_fn)gemm)(ROW_MAJOR, NO_TRANS, NO_TRANS, F, P, K, 1, W2, K, cols, P, 0, rows, P);
     for (i64 i = 0; i < n; i++)                       /* (F, n, L) -> (n, F, L), with the bias */
         for (i64 f = 0; f < F; f++) {
@@ -137,11 +132,11 @@ void conv_backward_chunk(void *gemm, const T *dy, const T *x, const T *W2, T *co
             db[f] += (T)sum;
         }
     if (dW) {
-        if (rebuild) im2col(x, cols, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow, 0, K);
+        if (rebuild) im2col(x, cols, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow);
         ((gemm_fn)gemm)(ROW_MAJOR, NO_TRANS, TRANS, F, K, P, 1, rows, P, cols, P, 1, dW, K);
     }
     if (dx) {
         ((gemm_fn)gemm)(ROW_MAJOR, TRANS, NO_TRANS, K, P, F, 1, W2, K, rows, P, 0, dcols, P);
-        col2im(dcols, dx, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow, 0, 0, C * n);
+        col2im(dcols, dx, n, C, H, W, kh, kw, sy, sx, ph, pw, oh, ow);
     }
 }

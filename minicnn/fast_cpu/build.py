@@ -160,6 +160,11 @@ def _compiler():
     raise RuntimeError("no C compiler (cc, gcc or clang) on the PATH")
 
 
+def _cache_base():
+    return os.environ.get("MINICNN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "minicnn")
+
+
 def info():
     """What ``minicnn info`` shows about the C loops: compiler, flags, cache directory, and per dtype the
     library loaded or why there is none (None: not tried yet in this process)."""
@@ -167,8 +172,7 @@ def info():
         cc = _compiler()
     except RuntimeError as e:
         cc = f"none ({e})"
-    out = {"compiler": cc, "flags": " ".join(FLAGS + ARCH_FLAGS), "cache": os.environ.get("MINICNN_CACHE_DIR")
-           or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "minicnn")}
+    out = {"compiler": cc, "flags": " ".join(FLAGS + ARCH_FLAGS), "cache": _cache_base()}
     for dtype, ctype in _TYPES.items():
         lib = _libraries.get(dtype)
         out[ctype] = lib._name if lib is not None else _errors.get(dtype)
@@ -180,22 +184,17 @@ def _cpu_fingerprint():
     """What -march=native depends on: a library built for one CPU may not run on another sharing the cache."""
     try:
         with open("/proc/cpuinfo") as f:
-            lines = [line for line in f if line.startswith(("model name", "flags", "Features", "CPU part"))]
-        return "".join(sorted(set(lines)))
+            return "".join(sorted({line for line in f if line.startswith(("model name", "flags", "Features"))}))
     except OSError:
         return platform.processor()
 
 
 def _cache_dir():
-    for base in (os.environ.get("MINICNN_CACHE_DIR"),
-                 os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "minicnn")):
-        if base:
-            try:
-                os.makedirs(base, exist_ok=True)
-                if os.access(base, os.W_OK):
-                    return Path(base)
-            except OSError:
-                pass
+    base = _cache_base()
+    with contextlib.suppress(OSError):
+        os.makedirs(base, exist_ok=True)
+        if os.access(base, os.W_OK):
+            return Path(base)
     scratch = tempfile.mkdtemp(prefix="minicnn-native-")        # nowhere to keep it: this process only
     atexit.register(shutil.rmtree, scratch, True)
     return Path(scratch)
@@ -217,14 +216,16 @@ def _build(ctype):
     remove_stale_temporaries(directory)
     if valid_library(target):
         return target
-    with _exclusive(target.with_name(target.name + ".lock")):
+    with open(target.with_name(target.name + ".lock"), "a") as lock:
+        if fcntl is not None:                        # one build at a time; released when the file closes
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         if valid_library(target):                    # built by another process while this one waited
             return target
         print(f"minicnn: compiling the C loops for {ctype} (once, a few seconds; cached in {directory})",
               file=sys.stderr)
         errors = []
         for arch in (ARCH_FLAGS, ()):
-            partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+            partial = _partial(target)
             cmd = [cc, *FLAGS, *arch, f"-DT={ctype}", *map(str, sources), "-o", str(partial)]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             if done.returncode == 0:
@@ -236,68 +237,41 @@ def _build(ctype):
     raise RuntimeError("building the C loops failed (they need GCC >= 12 or clang):\n" + "\n".join(errors))
 
 
+def _partial(path):
+    return path.with_name(f"{path.name}.{os.getpid()}.partial")
+
+
 def _sidecar(target):
     return target.with_name(target.name + ".sha256")
-
-
-def _digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def valid_library(target):
     """True when ``target`` exists and matches the size and SHA-256 its sidecar records."""
     try:
         size, digest = _sidecar(target).read_text().split()
-        return target.stat().st_size == int(size) and _digest(target) == digest
+        data = target.read_bytes()
+        return len(data) == int(size) and hashlib.sha256(data).hexdigest() == digest
     except (OSError, ValueError):
         return False
 
 
-def _fsync_dir(directory):
-    with contextlib.suppress(OSError):              # not every file system lets a directory be opened
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_durably(path, data: bytes):
-    """``path`` holds ``data`` or is untouched, also after a crash: a fsynced temporary renamed over it."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    with open(partial, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
-
-
 def _publish(partial, target):
-    """Move a finished build into place: fsync it, rename it over ``target``, then write the sidecar that makes
-    it valid, then fsync the directory. A crash at any point leaves no valid-looking half library."""
-    with open(partial, "rb+") as f:
-        os.fsync(f.fileno())
-    size, digest = os.path.getsize(partial), _digest(partial)
+    """Move a finished build into place: fsync it, rename it over ``target``, then write (fsynced, renamed) the
+    sidecar that makes it valid, then fsync the directory. A crash at any point leaves no valid-looking half
+    library."""
     with contextlib.suppress(OSError):
         os.unlink(_sidecar(target))                   # an old sidecar must not vouch for the new file meanwhile
-    os.replace(partial, target)
-    _write_durably(_sidecar(target), f"{size} {digest}\n".encode())
-    _fsync_dir(target.parent)
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path):
-    """An exclusive inter-process lock held for the block (flock on ``lock_path``; a no-op without fcntl)."""
-    if fcntl is None:
-        yield
-        return
-    with open(lock_path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    data = partial.read_bytes()
+    sidecar = _partial(_sidecar(target))
+    sidecar.write_text(f"{len(data)} {hashlib.sha256(data).hexdigest()}\n")
+    for path, final in ((partial, target), (sidecar, _sidecar(target))):
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(path, final)
+    with contextlib.suppress(OSError):              # not every file system lets a directory be opened
+        fd = os.open(target.parent, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
 
 
 # Temporary files of the tempfile.mkstemp builds of earlier versions (``tmp*.so``): no owner is recorded, so
@@ -305,35 +279,18 @@ def _exclusive(lock_path):
 LEGACY_TEMP_AGE = 3600.0
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True                                   # someone else's process, or cannot tell: leave it
-    return True
-
-
 def remove_stale_temporaries(directory):
     """Remove the temporaries of builds whose process is gone (killed mid-build, power loss)."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    now = time.time()
-    for name in names:
-        path = os.path.join(directory, name)
-        stale = False
-        if name.startswith("cpu_loops_") and name.endswith(".partial"):
-            pid = name.rsplit(".", 2)[-2]
-            stale = pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
-        elif name.startswith("tmp") and name.endswith(".so"):
-            with contextlib.suppress(OSError):
-                stale = now - os.path.getmtime(path) > LEGACY_TEMP_AGE
-        if stale:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+    for path in Path(directory).glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            if path.name.startswith("cpu_loops_") and path.name.endswith(".partial"):
+                try:
+                    os.kill(int(path.name.rsplit(".", 2)[-2]), 0)      # alive, or not ours to ask: leave it
+                except ProcessLookupError:
+                    path.unlink()
+            elif path.name.startswith("tmp") and path.suffix == ".so":
+                if time.time() - path.stat().st_mtime > LEGACY_TEMP_AGE:
+                    path.unlink()
 
 
 def _load(path):

@@ -11,7 +11,8 @@ Two ways, both in ``kernels/``, chosen per layer:
 * **im2col + GEMM by batch chunk** (``cpu_im2col.c``): each chunk of images is one C call -- im2col into a
   buffer, NumPy's own BLAS GEMM (``build.gemm``), bias and NCHW layout -- so that minicnn's threads take whole
   chunks and hand the GIL over once per chunk. The columns are kept for the backward when they are small
-  (``TUNING.keep_cols_bytes``), else rebuilt from the cached input.
+  (``TUNING.keep_cols_bytes``), else rebuilt from the cached input. Kept for the larger shapes of
+  benchmarks/bench_ops.py: with it off (``im2col_chunks=False``) its worst conv was 2.24x PyTorch (bar 1.6).
 
 A layer neither way can take (no compiler, no ILP64 cblas gemm in NumPy's BLAS for a layer that is not direct,
 an empty batch, CuPy arrays) returns ``NotImplemented`` and the readable op runs. So does a backward whose dy,
@@ -89,7 +90,7 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     oh, ow = readable.conv_output_shape(x.shape, W.shape[2:], stride, pad, name)
     lib = build.library(x.dtype)
     direct, direct_backward = _plan(x.shape, W.shape, stride, pad, x.dtype)
-    gemm = build.gemm(x.dtype)
+    gemm = build.gemm(x.dtype) if TUNING.im2col_chunks else None
     if x.size == 0 or W.size == 0 or lib is None or not (direct or gemm):
         return NotImplemented
     N, C, H, Wd = x.shape
@@ -149,7 +150,7 @@ def conv2d_backward(dy, cache, need_dx=True, param_grads=True, name="conv2d"):
     if not (isinstance(x, np.ndarray) and tuple(x.shape) == cache.x_shape and x.dtype == W.dtype):
         raise ValueError(f"{name}: the cache's input does not match its shape {cache.x_shape} and dtype {W.dtype}")
     _, direct = _plan(x.shape, W.shape, cache.stride, cache.pad, x.dtype)
-    lib, gemm = build.library(dy.dtype), build.gemm(dy.dtype)
+    lib, gemm = build.library(dy.dtype), build.gemm(dy.dtype) if TUNING.im2col_chunks else None
     if not (_finite(dy, W, x if param_grads else None) and lib is not None and (direct or gemm)):
         cols = readable.im2col(x, W.shape[2:], cache.stride, cache.pad)
         cache = readable.ConvCache(cache.x_shape, W, cols, cache.stride, cache.pad, cache.y_shape)

@@ -7,17 +7,15 @@ where it does not exist). ``set_num_threads(n)`` changes it at run time.
 The pool: a ``concurrent.futures.ThreadPoolExecutor`` of n - 1 workers; the calling thread takes the first share
 of every parallel region itself. The C loops release the GIL (ctypes does), so the shares run side by side.
 A region started from inside another region's share runs serially in its thread (the outer region already keeps
-every thread busy). Workers are daemon-free executor threads, joined at interpreter exit; a forked child starts
-a new pool on first use (its parent's workers do not exist in it), and its locks are fresh.
+every thread busy). A forked child starts a new pool on first use (its parent's workers do not exist in it), and
+its locks are fresh.
 
 The BLAS beside them: on more than one thread, the fast path runs its GEMMs (a convolution's batch chunks, the
-fully connected layers' rows) in minicnn's own threads, one GEMM per thread; there minicnn's threads cover the
-cores, and for the duration of such a region the BLAS is set to one thread (``blas_single_threaded``), so that
-the GEMMs do not each start the BLAS's own threads on the same cores, and so that no BLAS worker is left
-spinning beside the next layer's threads. Everywhere else -- the readable ops, the rest of the program, and the
-fast path itself under ``MINICNN_NUM_THREADS=1``, which hands the cores to the BLAS -- the BLAS keeps its own
-thread count (its default, ``OPENBLAS_NUM_THREADS``, threadpoolctl's limits), so a many-core machine runs those
-GEMMs on all its cores.
+fully connected layers' rows) one per minicnn thread, and for the duration of such a region the BLAS is set to
+one thread (``blas_single_threaded``), so that the GEMMs do not each start the BLAS's own threads on the same
+cores and no BLAS worker is left spinning beside the next layer's threads. Everywhere else -- the readable ops,
+the rest of the program, and the fast path under ``MINICNN_NUM_THREADS=1`` -- the BLAS keeps its own thread count,
+so a many-core machine runs those GEMMs on all its cores.
 
 Scratch buffers: temporaries that never leave an op (a chunk's column matrix and GEMM output) live in one buffer
 per tag and thread, reused from call to call, so that a training step does not page-fault fresh memory for them.
@@ -50,20 +48,30 @@ def usable_cores():
 def _threads_from_environment():
     """$MINICNN_NUM_THREADS when it is a positive integer, else ``usable_cores()``; another value is reported on
     stderr (an exception here would make ``import minicnn`` fail)."""
-    default = usable_cores()
     value = os.environ.get("MINICNN_NUM_THREADS", "").strip()
-    if not value:
-        return default
     if value.isdigit() and int(value) >= 1:
         return int(value)
-    print(f"minicnn: MINICNN_NUM_THREADS must be a positive integer, got {value!r}; using {default}", file=sys.stderr)
-    return default
+    if value:
+        print(f"minicnn: MINICNN_NUM_THREADS must be a positive integer, got {value!r}; using {usable_cores()}",
+              file=sys.stderr)
+    return usable_cores()
 
 
 _num_threads = _threads_from_environment()
-_pool = None                      # (ThreadPoolExecutor, its worker count), made on first use
-_pool_lock = threading.Lock()
-_region = threading.local()       # .busy: this thread is running a share of a region (nested regions run serially)
+
+
+def _fresh_state():
+    """No pool, no region, no BLAS change: at import, and in a forked child, which has none of its parent's
+    worker threads, and where a lock held by one of them at the fork would stay held forever."""
+    global _pool, _pool_lock, _region, _blas_lock, _blas_users, _blas_saved
+    _pool, _pool_lock = None, threading.Lock()    # (ThreadPoolExecutor, its worker count), made on first use
+    _region = threading.local()       # .busy: this thread runs a share of a region (nested regions run serially)
+    _blas_lock, _blas_users, _blas_saved = threading.Lock(), 0, None  # regions in blas_single_threaded; old counts
+
+
+_fresh_state()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_state)
 
 
 def get_num_threads():
@@ -89,15 +97,6 @@ def _executor(workers):
         return _pool[0]
 
 
-def _after_fork_in_child():
-    """A forked child has none of its parent's worker threads, and a lock held by one of them at the fork would
-    stay held forever: forget both."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-    _region.__dict__.clear()
-    _blas_lock_reset()
-
-
 @contextlib.contextmanager
 def serial():
     """Within this block this thread's parallel regions run serially (work too small for any hand-off)."""
@@ -109,12 +108,9 @@ def serial():
         _region.busy = old
 
 
-def _run_share(fn, a, b):
-    _region.busy = True
-    try:
+def _share(fn, a, b):
+    with serial():
         fn(a, b)
-    finally:
-        _region.busy = False
 
 
 def parallel_chunks(fn, n, elements):
@@ -128,9 +124,9 @@ def parallel_chunks(fn, n, elements):
         return
     bounds = [n * i // parts for i in range(parts + 1)]
     pool = _executor(_num_threads - 1)
-    futures = [pool.submit(_run_share, fn, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    futures = [pool.submit(_share, fn, bounds[i], bounds[i + 1]) for i in range(1, parts)]
     try:
-        _run_share(fn, bounds[0], bounds[1])
+        _share(fn, bounds[0], bounds[1])
     finally:
         for f in futures:
             f.exception()                         # wait for every share before the caller's arrays go away
@@ -141,18 +137,6 @@ def parallel_chunks(fn, n, elements):
 # --- the BLAS's threads ----------------------------------------------------------------------------------------
 
 _blas = None                      # threadpoolctl's controllers of the loaded BLAS libraries, found once
-_blas_lock = threading.Lock()
-_blas_users = 0                   # regions inside blas_single_threaded (nested or from several threads)
-_blas_saved = None
-
-
-def _blas_lock_reset():
-    global _blas_lock, _blas_users, _blas_saved
-    _blas_lock, _blas_users, _blas_saved = threading.Lock(), 0, None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _blas_libraries():
@@ -171,6 +155,12 @@ def blas_thread_counts():
     return [lib.get_num_threads() for lib in _blas_libraries()]
 
 
+def _set_blas_threads(counts):
+    for lib, n in zip(_blas_libraries(), counts):
+        if lib.get_num_threads() != n:
+            lib.set_num_threads(n)
+
+
 @contextlib.contextmanager
 def blas_single_threaded():
     """One BLAS thread per GEMM within this block when minicnn runs on more than one thread (process-wide while any
@@ -180,13 +170,10 @@ def blas_single_threaded():
     if _num_threads == 1:
         yield
         return
-    libs = _blas_libraries()
     with _blas_lock:
         if _blas_users == 0:
-            _blas_saved = [lib.get_num_threads() for lib in libs]
-            for lib, n in zip(libs, _blas_saved):
-                if n != 1:
-                    lib.set_num_threads(1)
+            _blas_saved = blas_thread_counts()
+            _set_blas_threads([1] * len(_blas_saved))
         _blas_users += 1
     try:
         yield
@@ -194,9 +181,7 @@ def blas_single_threaded():
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                for lib, n in zip(libs, _blas_saved):
-                    if n != 1:
-                        lib.set_num_threads(n)
+                _set_blas_threads(_blas_saved)
 
 
 # --- scratch buffers -------------------------------------------------------------------------------------------

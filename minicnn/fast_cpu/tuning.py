@@ -33,6 +33,9 @@ class Tuning:
     direct_image_bytes: int = 32 << 10
     # ... and their backward only when dW's running sums (one 32-byte vector per filter, channel and tap) fit L2.
     direct_sums_bytes: int = 768 << 10
+    # Convolutions the direct loop does not take run as im2col + GEMM by batch chunk in C; False leaves them to
+    # the readable op (an A/B switch).
+    im2col_chunks: bool = True
 
 
 TUNING = Tuning()
