@@ -18,6 +18,17 @@
 
 static inline vT select_where(vI mask, vT a, vT b) { return (vT)(((vI)a & mask) | ((vI)b & ~mask)); }
 
+/* Half-vectors for stride 2: 8 consecutive values split into their even and odd lanes (4 each), and back. */
+typedef T v8T __attribute__((vector_size(8 * sizeof(T))));
+typedef T v4T __attribute__((vector_size(4 * sizeof(T))));
+typedef IT v4I __attribute__((vector_size(4 * sizeof(T))));
+
+static inline v8T load8(const T *p) { v8T v; memcpy(&v, p, sizeof v); return v; }
+static inline v4T even(v8T v) { return __builtin_shufflevector(v, v, 0, 2, 4, 6); }
+static inline v4T odd(v8T v) { return __builtin_shufflevector(v, v, 1, 3, 5, 7); }
+
+static inline v8T interleave(v4T a, v4T b) { return __builtin_shufflevector(a, b, 0, 4, 1, 5, 2, 6, 3, 7); }
+
 /* The phase rows [a0, a1) of phase offset q holding input pixels: 0 <= a*s + q - p < size, clipped to n. */
 static void valid(i64 q, i64 s, i64 p, i64 size, i64 n, i64 *a0, i64 *a1)
 {
@@ -40,6 +51,27 @@ static void find_valid(geometry *g)
     for (i64 q = 0; q < g->sx; q++) valid(q, g->sx, g->pw, g->W, g->Wq, &g->cols[2 * q], &g->cols[2 * q + 1]);
 }
 
+/* Input column j of a row lands in phase (j + pw) % 2 at b = (j + pw) / 2 when sx = 2: one 8-wide load fills
+   4 cells of both phases. Cells at b >= Wq hold pixels no window reads; they are skipped. */
+static void split_row_2(const T *restrict row, i64 W, i64 pw, i64 Wq, T *restrict even_out, T *restrict odd_out)
+{
+    i64 j = 0;
+    if (pw & 1) {                                        /* column 0 is odd in the padded row */
+        if (pw / 2 < Wq) odd_out[pw / 2] = row[0];
+        j = 1;
+    }
+    for (; j + 8 <= W && (j + pw) / 2 + 4 <= Wq; j += 8) {
+        v8T v = load8(row + j);
+        v4T e = even(v), o = odd(v);
+        memcpy(even_out + (j + pw) / 2, &e, sizeof e);
+        memcpy(odd_out + (j + pw) / 2, &o, sizeof o);
+    }
+    for (; j < W; j++) {
+        i64 b = (j + pw) / 2;
+        if (b < Wq) ((j + pw) & 1 ? odd_out : even_out)[b] = row[j];
+    }
+}
+
 /* P (sy*sx phases of Hq x Wq) from one plane x (H x W), fill where no pixel lands. */
 static void split_plane(const T *x, const geometry *g, T fill, T *P)
 {
@@ -47,6 +79,13 @@ static void split_plane(const T *x, const geometry *g, T fill, T *P)
     for (i64 i = 0; i < n; i++) P[i] = fill;
     for (i64 qy = 0; qy < g->sy; qy++) {
         i64 a0 = g->rows[2 * qy], a1 = g->rows[2 * qy + 1];
+        if (g->sx == 2) {                                /* both column phases of a row at once */
+            T *P0 = P + qy * 2 * g->Hq * g->Wq, *P1 = P0 + g->Hq * g->Wq;
+            for (i64 a = a0; a < a1; a++)
+                split_row_2(x + (a * g->sy + qy - g->ph) * g->W, g->W, g->pw, g->Wq, P0 + a * g->Wq,
+                            P1 + a * g->Wq);
+            continue;
+        }
         for (i64 qx = 0; qx < g->sx; qx++) {
             i64 b0 = g->cols[2 * qx], b1 = g->cols[2 * qx + 1];
             T *Pq = P + (qy * g->sx + qx) * g->Hq * g->Wq;
@@ -59,6 +98,27 @@ static void split_plane(const T *x, const geometry *g, T fill, T *P)
     }
 }
 
+/* The inverse of split_row_2: a row of dx from both column phases; pixels at b >= Wq get 0. */
+static void merge_row_2(const T *restrict even_in, const T *restrict odd_in, i64 W, i64 pw, i64 Wq, T *restrict row)
+{
+    i64 j = 0;
+    if (pw & 1) {
+        row[0] = pw / 2 < Wq ? odd_in[pw / 2] : 0;
+        j = 1;
+    }
+    for (; j + 8 <= W && (j + pw) / 2 + 4 <= Wq; j += 8) {
+        v4T e, o;
+        memcpy(&e, even_in + (j + pw) / 2, sizeof e);
+        memcpy(&o, odd_in + (j + pw) / 2, sizeof o);
+        v8T v = interleave(e, o);
+        memcpy(row + j, &v, sizeof v);
+    }
+    for (; j < W; j++) {
+        i64 b = (j + pw) / 2;
+        row[j] = b < Wq ? ((j + pw) & 1 ? odd_in : even_in)[b] : 0;
+    }
+}
+
 /* dx plane (H x W) from the phase grid G: the inverse of split_plane for the cells that hold pixels; a pixel on
    no window (stride > kernel, or the floor-mode remainder) gets 0. */
 static void merge_plane(const T *G, const geometry *g, T *dx)
@@ -67,6 +127,13 @@ static void merge_plane(const T *G, const geometry *g, T *dx)
         for (i64 i = 0; i < g->H * g->W; i++) dx[i] = 0;
     for (i64 qy = 0; qy < g->sy; qy++) {
         i64 a0 = g->rows[2 * qy], a1 = g->rows[2 * qy + 1];
+        if (g->sx == 2) {
+            const T *G0 = G + qy * 2 * g->Hq * g->Wq, *G1 = G0 + g->Hq * g->Wq;
+            for (i64 a = a0; a < a1; a++)
+                merge_row_2(G0 + a * g->Wq, G1 + a * g->Wq, g->W, g->pw, g->Wq,
+                            dx + (a * g->sy + qy - g->ph) * g->W);
+            continue;
+        }
         for (i64 qx = 0; qx < g->sx; qx++) {
             i64 b0 = g->cols[2 * qx], b1 = g->cols[2 * qx + 1];
             const T *Gq = G + (qy * g->sx + qx) * g->Hq * g->Wq;
