@@ -17,12 +17,21 @@ def as_array(value, what):
         raise AssertionError(f"{what} should be an array, got {type(value).__name__}") from None
 
 
-def assert_close(got, want, what, case="", tol=1e-9):
+def assert_close(got, want, what, case="", tol=1e-9, hint=""):
     """Raise AssertionError unless ``got`` has ``want``'s shape and ``relative_error(got, want) <= tol``.
 
-    what: the name of the returned quantity ("dx"); case: the configuration it was computed for.
-    Returns the relative error (for the success message).
+    what: the name of the returned quantity ("dx"); case: the configuration it was computed for; hint: a sentence
+    added to any failure message (the likely mistake in this configuration). Returns the relative error.
     """
+    try:
+        return _assert_close(got, want, what, case, tol)
+    except AssertionError as error:
+        if not hint:
+            raise
+        raise AssertionError(f"{error}.{hint}") from None
+
+
+def _assert_close(got, want, what, case, tol):
     where = f" ({case})" if case else ""
     got = as_array(got, what)
     if got.shape != want.shape:
