@@ -8,7 +8,7 @@ from minicnn.gradcheck import distinct_values, numerical_gradient
 from minicnn.optim import SGD
 from minicnn.train import Trainer
 from minicnn.visualize import (FeatureEvolution, correspondence, crop, invariance, occlusion, plot_evolution,
-                               project, receptive_field, top_activations, top_k, transform)
+                               plot_settling, project, receptive_field, settling, top_activations, top_k, transform)
 from minicnn.visualize.occlusion import occlusion_squares
 
 
@@ -185,6 +185,47 @@ def test_feature_evolution_records_at_the_chosen_epochs_and_round_trips(tmp_path
     # the weights changed, so the projection of the strongest relu1 unit changed between epoch 0 and 3
     assert not np.allclose(loaded["relu1"]["crops"][0], loaded["relu1"]["crops"][2])
     assert plot_evolution(loaded) is not None
+
+
+def test_feature_evolution_records_epoch_0_and_response_profiles_that_round_trip(tmp_path):
+    splits = synthetic_splits()
+    net = small_net()
+    path = tmp_path / "evolution.npz"
+    evo = FeatureEvolution(splits.val.x, {"relu1": [0], "pool2": [1]}, epochs=[0, 2], path=str(path), n_profile=10)
+    Trainer(net, splits, SGD(net, lr=0.05), batch_size=16, epochs=2, callbacks=[evo], progress=False,
+            verbose=False).fit()
+    assert evo.snapshots["relu1"]["epochs"] == [0, 2]         # epoch 0: recorded when the fresh run began
+    loaded = FeatureEvolution.load(str(path))
+    profiles = loaded["pool2"]["profiles"]
+    assert profiles.shape == (2, 10, net.forward(splits.val.x[:1], until="pool2").shape[1])
+    # the last profile is the layer's per-map maximum over positions on the first 10 probe images (float16)
+    a = net.forward(splits.val.x[:10], until="pool2")
+    np.testing.assert_allclose(profiles[-1], a.reshape(10, a.shape[1], -1).max(axis=2), rtol=2e-3, atol=1e-3)
+    curves = settling(loaded)
+    assert set(curves) == {"relu1", "pool2"} and curves["pool2"][1][-1] == pytest.approx(1.0)
+    assert curves["relu1"][1][0] < 0.999                      # training moved relu1's responses
+    assert plot_settling(loaded) is not None
+
+
+def test_settling_orders_layers_by_when_their_responses_stop_changing():
+    rng = np.random.default_rng(0)
+    final = rng.standard_normal((30, 4))
+    early = np.stack([rng.standard_normal((30, 4)), final + 0.01 * rng.standard_normal((30, 4)), final])
+    late = np.stack([rng.standard_normal((30, 4)), rng.standard_normal((30, 4)), final])
+    dead = final.copy()
+    dead[:, 0] = 3.0                                          # map 0 gives one value on every image: left out
+    with_dead = np.stack([dead, dead])
+    data = {name: {"epochs": [0, 1, 2][-len(p):], "profiles": p, "channels": [0], "crops": None}
+            for name, p in (("low", early), ("high", late), ("dead", with_dead))}
+    data["old"] = {"epochs": [1], "profiles": None, "channels": [0], "crops": None}   # no profiles: not shown
+    curves = settling(data)
+    assert list(curves) == ["low", "high", "dead"]
+    assert curves["low"][1][1] > 0.99 > abs(curves["high"][1][1])
+    np.testing.assert_allclose(curves["dead"][1], [1.0, 1.0])
+    all_dead = {"x": {"epochs": [0, 1], "profiles": np.ones((2, 5, 3)), "channels": [0], "crops": None}}
+    assert np.isnan(settling(all_dead)["x"][1]).all()
+    with pytest.raises(ValueError, match="no response profiles"):
+        plot_settling({"old": data["old"]})
 
 
 def test_feature_evolution_checks_features_against_the_net():

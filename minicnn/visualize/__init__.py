@@ -24,7 +24,7 @@ from .probes import ProbeResult, linear_probes, plot_probes
 from .sanity import Cascade, cascading_randomization, plot_cascade
 from .clipping import plot_clipping, train_clipping_pair
 from .correspondence import Correspondence, correspondence, plot_correspondence
-from .evolution import FeatureEvolution, plot_evolution
+from .evolution import FeatureEvolution, plot_evolution, plot_settling, settling
 from .gallery import DEFAULT_ITEMS, GALLERY_ITEMS, gallery_from_run, write_gallery
 from .invariance import Invariance, invariance, plot_invariance, transform
 from .occlusion import Occlusion, occlusion
@@ -34,7 +34,7 @@ from .topk import TopK, crop, receptive_field, top_activations, top_k
 
 __all__ = ["project", "project_units", "strongest_position", "input_gradient", "saliency", "guided_backprop",
            "TopK", "top_k", "top_activations", "receptive_field", "crop", "Occlusion", "occlusion",
-           "FeatureEvolution", "plot_evolution", "Invariance", "invariance", "transform", "plot_invariance",
+           "FeatureEvolution", "plot_evolution", "settling", "plot_settling", "Invariance", "invariance", "transform", "plot_invariance",
            "Correspondence", "correspondence", "plot_correspondence", "train_clipping_pair", "plot_clipping",
            "plot_filters", "plot_activations", "plot_topk", "plot_saliency", "plot_occlusion",
            "write_gallery", "gallery_from_run", "GALLERY_ITEMS", "DEFAULT_ITEMS",

@@ -182,16 +182,21 @@ def _invariance(ctx):
 
 
 def _evolution(ctx):
-    from .evolution import FeatureEvolution, plot_evolution
+    from .evolution import FeatureEvolution, plot_evolution, plot_settling, settling
     data = ctx.get("evolution")
     if data is None:
         return [(None, "Feature evolution", "Not recorded for this run: train with the "
                  "minicnn.visualize.FeatureEvolution callback (minicnn demo does) to get ZF Fig. 4.", None)]
     if isinstance(data, (str, os.PathLike)):
         data = FeatureEvolution.load(data)
-    return [("evolution.png", "Feature evolution during training",
-             "For a few maps of each layer (rows), the strongest activation over a fixed probe set projected by "
-             "the deconvnet at several epochs (columns) (ZF Fig. 4).", plot_evolution(data))]
+    items = [("evolution.png", "Feature evolution during training",
+              "For a few maps of each layer (rows), the strongest activation over a fixed probe set projected by "
+              "the deconvnet at several epochs (columns) (ZF Fig. 4).", plot_evolution(data))]
+    if settling(data):
+        items.append(("evolution_settling.png", "When each layer settles",
+                      "For every map of each layer, the correlation of its responses to the probe images with its "
+                      "responses at the end of training, averaged over the layer's maps.", plot_settling(data)))
+    return items
 
 
 def _correspondence(ctx):
@@ -341,6 +346,7 @@ LOOK_AT = {
     "occlusion": "Look where the grey square makes p(true class) fall (blue in d) and which label takes over (e).",
     "invariance": "Look how far the features move under each transform, and at which size p(true) gives way.",
     "evolution": "Read each row left to right (epochs): layer 1 barely changes after epoch 1, higher layers keep changing.",
+    "evolution_settling": "Look at the order in which the lines reach 1: a layer that gets there first settled first.",
     "correspondence": "Lower is more consistent: a part whose occlusion changes the code the same way in every image.",
     "clipping": "Compare the two filter banks: without clipping a few filters grow large and dominate.",
     "class_models": "Look for the class's typical outline emerging from the optimised image.",
@@ -439,7 +445,7 @@ def write_gallery(net, splits, out_dir, what=None, *, evolution=None, title=None
                 if fig is None:
                     notes.append((t, caption))
                     continue
-                look = LOOK_AT.get(item)
+                look = LOOK_AT.get(os.path.splitext(fname)[0], LOOK_AT.get(item))   # a figure's own line first
                 if look:
                     plots.add_caption(fig, look)
                     caption = f"{look} {caption}"
