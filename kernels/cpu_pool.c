@@ -13,12 +13,13 @@
    Columns ow..Wq-1 of that grid are junk, dropped when the outputs are copied out.
 
    Bit for bit the readable ops: a strictly greater value wins (the first maximum wins a tie), a NaN wins over
-   a number and then stays (the first NaN wins: NaN propagates), cells outside the input are -inf, and the backward adds the taps onto +0.0 in the readable op's order. */
+   a number and then stays (the first NaN wins: NaN propagates), cells outside the input are -inf, and the
+   backward adds the taps onto +0.0 in the readable op's order. */
 #include "cpu_common.h"
 
 static inline vT select_where(vI mask, vT a, vT b) { return (vT)(((vI)a & mask) | ((vI)b & ~mask)); }
 
-/* Half-vectors for stride 2: 8 consecutive values split into their even and odd lanes (4 each), and back. */
+/* Half-vectors for stride 2: 8 consecutive values split into their even and odd lanes (4 each). */
 typedef T v8T __attribute__((vector_size(8 * sizeof(T))));
 typedef T v4T __attribute__((vector_size(4 * sizeof(T))));
 typedef IT v4I __attribute__((vector_size(4 * sizeof(T))));
@@ -26,8 +27,6 @@ typedef IT v4I __attribute__((vector_size(4 * sizeof(T))));
 static inline v8T load8(const T *p) { v8T v; memcpy(&v, p, sizeof v); return v; }
 static inline v4T even(v8T v) { return __builtin_shufflevector(v, v, 0, 2, 4, 6); }
 static inline v4T odd(v8T v) { return __builtin_shufflevector(v, v, 1, 3, 5, 7); }
-
-static inline v8T interleave(v4T a, v4T b) { return __builtin_shufflevector(a, b, 0, 4, 1, 5, 2, 6, 3, 7); }
 
 /* The phase rows [a0, a1) of phase offset q holding input pixels: 0 <= a*s + q - p < size, clipped to n. */
 static void valid(i64 q, i64 s, i64 p, i64 size, i64 n, i64 *a0, i64 *a1)
@@ -98,54 +97,6 @@ static void split_plane(const T *x, const geometry *g, T fill, T *P)
     }
 }
 
-/* The inverse of split_row_2: a row of dx from both column phases; pixels at b >= Wq get 0. */
-static void merge_row_2(const T *restrict even_in, const T *restrict odd_in, i64 W, i64 pw, i64 Wq, T *restrict row)
-{
-    i64 j = 0;
-    if (pw & 1) {
-        row[0] = pw / 2 < Wq ? odd_in[pw / 2] : 0;
-        j = 1;
-    }
-    for (; j + 8 <= W && (j + pw) / 2 + 4 <= Wq; j += 8) {
-        v4T e, o;
-        memcpy(&e, even_in + (j + pw) / 2, sizeof e);
-        memcpy(&o, odd_in + (j + pw) / 2, sizeof o);
-        v8T v = interleave(e, o);
-        memcpy(row + j, &v, sizeof v);
-    }
-    for (; j < W; j++) {
-        i64 b = (j + pw) / 2;
-        row[j] = b < Wq ? ((j + pw) & 1 ? odd_in : even_in)[b] : 0;
-    }
-}
-
-/* dx plane (H x W) from the phase grid G: the inverse of split_plane for the cells that hold pixels; a pixel on
-   no window (stride > kernel, or the floor-mode remainder) gets 0. */
-static void merge_plane(const T *G, const geometry *g, T *dx)
-{
-    if (g->sy * g->Hq < g->ph + g->H || g->sx * g->Wq < g->pw + g->W)
-        for (i64 i = 0; i < g->H * g->W; i++) dx[i] = 0;
-    for (i64 qy = 0; qy < g->sy; qy++) {
-        i64 a0 = g->rows[2 * qy], a1 = g->rows[2 * qy + 1];
-        if (g->sx == 2) {
-            const T *G0 = G + qy * 2 * g->Hq * g->Wq, *G1 = G0 + g->Hq * g->Wq;
-            for (i64 a = a0; a < a1; a++)
-                merge_row_2(G0 + a * g->Wq, G1 + a * g->Wq, g->W, g->pw, g->Wq,
-                            dx + (a * g->sy + qy - g->ph) * g->W);
-            continue;
-        }
-        for (i64 qx = 0; qx < g->sx; qx++) {
-            i64 b0 = g->cols[2 * qx], b1 = g->cols[2 * qx + 1];
-            const T *Gq = G + (qy * g->sx + qx) * g->Hq * g->Wq;
-            for (i64 a = a0; a < a1; a++) {
-                T *restrict row = dx + (a * g->sy + qy - g->ph) * g->W + qx - g->pw;
-                const T *restrict in = Gq + a * g->Wq;
-                for (i64 b = b0; b < b1; b++) row[b * g->sx] = in[b];
-            }
-        }
-    }
-}
-
 /* Scratch for one share of planes: the phase grid and two (oh, Wq) output grids, each padded so that a vector
    load or store that starts in it stays in it, and the valid rows and columns of the phases (``find_valid``).
    NULL if out of memory. */
@@ -202,39 +153,34 @@ int max_pool_forward(const T *x, T *y, int32_t *s, const i64 *runs, i64 ntaps, i
     return 0;
 }
 
-/* dx (R, H, W) from dy, s (R, oh, ow) for planes r0..r1-1: every dy added at its switch.
+/* dx (R, H, W) from dy, s (R, oh, ow) for planes r0..r1-1: every dy added at the input pixel its switch names.
 
-   Tap by tap, in row-major tap order, each tap one vector pass over the plane's outputs: G[run + o] +=
-   (s[o] == t ? dy[o] : 0). That is the readable op's order of the sums (for every pixel, its windows' shares in
-   increasing tap order, onto +0.0); the +0.0 added where a switch does not match changes nothing, since a sum
-   that starts at +0.0 is never -0.0. Junk columns carry switch -1, which matches no tap. */
-int max_pool_backward(const T *dy, const int32_t *s, T *dx, const i64 *runs, i64 ntaps, i64 H, i64 W, i64 oh,
-                      i64 ow, i64 sy, i64 sx, i64 ph, i64 pw, i64 Hq, i64 Wq, i64 r0, i64 r1)
+   A scatter, one output at a time, visiting the outputs in reverse row-major order. That is what makes it bit for
+   bit the readable op, which adds the taps onto +0.0 in increasing tap order: of two windows that share a pixel,
+   the one further down (or right) reaches it at the smaller tap, so in reverse order every pixel receives its
+   shares in increasing tap order. A switch into the padding (a window with no pixel above -inf) adds nothing.
+   Unlike the forward this needs no vectors: each output is one load, one add and one store, as in the readable
+   op's own loop, and what the phase grid saved the forward (a pass over the plane per tap) would cost here. */
+int max_pool_backward(const T *dy, const int32_t *s, T *dx, i64 kh, i64 kw, i64 H, i64 W, i64 oh, i64 ow, i64 sy,
+                      i64 sx, i64 ph, i64 pw, i64 r0, i64 r1)
 {
-    geometry g = {H, W, oh, ow, sy, sx, ph, pw, Hq, Wq, NULL, NULL};
-    i64 grid_cells, out_cells;
-    T *G = scratch(&g, &grid_cells, &out_cells);
-    if (!G) return -1;
-    T *dyg = G + grid_cells;
-    IT *sg = (IT *)(dyg + out_cells);
-    for (i64 o = 0; o < out_cells; o++) { dyg[o] = 0; sg[o] = -1; }
-    for (i64 r = r0; r < r1; r++) {
-        for (i64 oy = 0; oy < oh; oy++)
-            for (i64 ox = 0; ox < ow; ox++) {
-                dyg[oy * Wq + ox] = dy[(r * oh + oy) * ow + ox];
-                sg[oy * Wq + ox] = s[(r * oh + oy) * ow + ox];
-            }
-        for (i64 i = 0; i < grid_cells; i++) G[i] = 0;
-        for (i64 t = 0; t < ntaps; t++) {
-            T *run = G + runs[t];
-            vI tap = (vI){0} + (IT)t;
-            for (i64 c = 0; c < out_cells; c += LANES) {
-                vT share = (vT)((vI)load(dyg + c) & (load_i(sg + c) == tap));
-                store(run + c, load(run + c) + share);
-            }
-        }
-        merge_plane(G, &g, dx + r * H * W);
+    i64 *tap_y = malloc(2 * kh * kw * sizeof(i64)), *tap_x = tap_y + kh * kw;
+    if (!tap_y) return -1;
+    for (i64 t = 0; t < kh * kw; t++) {              /* the tap's offset from its window's corner, padding off */
+        tap_y[t] = t / kw - ph;
+        tap_x[t] = t % kw - pw;
     }
-    free(G);
+    for (i64 r = r0; r < r1; r++) {
+        const T *d = dy + r * oh * ow;
+        const int32_t *sw = s + r * oh * ow;
+        T *plane = dx + r * H * W;
+        for (i64 i = 0; i < H * W; i++) plane[i] = 0;
+        for (i64 oy = oh - 1; oy >= 0; oy--)
+            for (i64 ox = ow - 1; ox >= 0; ox--) {
+                i64 o = oy * ow + ox, iy = oy * sy + tap_y[sw[o]], ix = ox * sx + tap_x[sw[o]];
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W) plane[iy * W + ix] += d[o];
+            }
+    }
+    free(tap_y);
     return 0;
 }

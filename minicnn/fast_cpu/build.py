@@ -78,7 +78,7 @@ _P, _I = ctypes.c_void_p, ctypes.c_int64
 # name -> (argument types: the pointers first, then the int64 sizes; return type) -- see the C sources
 _SIGNATURES = {
     "max_pool_forward": ([_P, _P, _P, _P] + [_I] * 13, ctypes.c_int),
-    "max_pool_backward": ([_P, _P, _P, _P] + [_I] * 13, ctypes.c_int),
+    "max_pool_backward": ([_P, _P, _P] + [_I] * 12, ctypes.c_int),
     "conv_forward_chunk": ([_P] * 7 + [_I] * 13, None),
     "conv_backward_chunk": ([_P] * 10 + [_I] * 14, None),
     "conv_direct": ([_P] * 4 + [_I] * 12, ctypes.c_int),

@@ -1,13 +1,14 @@
 """Max pooling with switches and unpooling on the fast CPU path: ``kernels/cpu_pool.c``, planes over the threads.
 
-The C loops first split each image plane by stride phase into a small grid that stays in the L1 cache:
+The forward first splits each image plane by stride phase into a small grid that stays in the L1 cache:
 ``P[qy*sx + qx][a][b] = xpad[a*sy + qy][b*sx + qx]`` with ``Hq = oh + (kh-1)//sy + 1`` rows and
 ``Wq = ow + (kw-1)//sx`` columns a phase. Window tap ``(ky, kx)`` of output ``(oy, ox)`` then reads
 ``P[(ky % sy)*sx + kx % sx][oy + ky//sy][ox + kx//sx]``, so over all outputs of a plane, taken on an (oh, Wq)
 grid, each tap is ONE contiguous run starting at ``runs[t]``: a vector instruction compares 8 float32 outputs at
 once. The columns ow..Wq-1 are junk, dropped when the outputs are copied out. Results are bit for bit the
-readable op's: taps in row-major order, a strictly greater value wins, the first NaN wins, -inf padding; the
-backward adds the taps onto +0.0 in the readable op's order.
+readable op's: taps in row-major order, a strictly greater value wins, the first NaN wins, -inf padding. The
+backward is a plain scatter of dy to the switches' pixels, in the order that adds each pixel's shares as the
+readable op does (``cpu_pool.c`` says why that order).
 """
 from __future__ import annotations
 
@@ -69,10 +70,10 @@ def max_pool2d_backward(dy, cache, name="max_pool2d"):
         return max_pool2d_backward_readable(dy, cache, name)
     dy, s = np.ascontiguousarray(dy), np.ascontiguousarray(s)
     dx = np.empty(x_shape, dy.dtype)
-    runs, sizes = _arguments(x_shape, kernel, stride, pad, dy.shape[2:])
-    pointers = (dy.ctypes.data, s.ctypes.data, dx.ctypes.data, runs.ctypes.data)
-    parallel_chunks(lambda r0, r1: build.call(lib.max_pool_backward, *pointers, *sizes, r0, r1), x_shape[0] * x_shape[1],
-                    dx.size)
+    sizes = (*kernel, *x_shape[2:], *dy.shape[2:], *stride, *pad)
+    pointers = (dy.ctypes.data, s.ctypes.data, dx.ctypes.data)
+    parallel_chunks(lambda r0, r1: build.call(lib.max_pool_backward, *pointers, *sizes, r0, r1),
+                    x_shape[0] * x_shape[1], dx.size)
     return dx
 
 
