@@ -96,9 +96,9 @@ def test_demo_records_feature_evolution_and_ends_with_the_gallery(tmp_path):
     run_demo(str(out), epochs=2, width=4, image_size=12, n_samples=200, progress=False, verbose=False)
     from minicnn.visualize import FeatureEvolution
     evo = FeatureEvolution.load(str(out / "evolution.npz"))
-    assert all(v["epochs"] == [1, 2] for v in evo.values())
+    assert all(v["epochs"] == [0, 1, 2] and v["profiles"].shape[0] == 3 for v in evo.values())
     names = os.listdir(out / "gallery")
-    for expected in ("index.html", "evolution.png", "filters_conv1.png", "topk_layer3_relu3.png", "occlusion.png",
+    for expected in ("index.html", "evolution.png", "evolution_settling.png", "filters_conv1.png", "topk_layer3_relu3.png", "occlusion.png",
                      "saliency.png", "invariance.png"):
         assert expected in names
     assert "gallery/index.html" in (out / "summary.txt").read_text()

@@ -558,11 +558,11 @@ def gallery_pretrained(out_dir=None, what=None, name="fashion", folder=None, **k
 # --- minicnn demo -----------------------------------------------------------------------------------------
 
 def demo_callbacks(out_dir, epochs):
-    """The callbacks ``minicnn demo`` trains with: feature evolution (ZF Fig. 4) at epochs 1, 2, 3, 5, 8, ... and
-    the last, saved to ``out_dir/evolution.npz`` after each so that the gallery (and ``minicnn visualize``) can
-    draw it."""
+    """The callbacks ``minicnn demo`` trains with: feature evolution (ZF Fig. 4) before the first step and at epochs
+    1, 2, 3, 5, 8, ... and the last, saved to ``out_dir/evolution.npz`` after each so that the gallery (and
+    ``minicnn visualize``) can draw it, and when each layer settles."""
     from .evolution import FeatureEvolution
-    marks = {e for e in (1, 2, 3, 5, 8, 12, 20, 30, 40, 64) if e <= epochs} | {int(epochs)}
+    marks = {e for e in (0, 1, 2, 3, 5, 8, 12, 20, 30, 40, 64) if e <= epochs} | {int(epochs)}
     return [FeatureEvolution(path=os.path.join(os.fspath(out_dir), EVOLUTION_FILE), epochs=sorted(marks))]
 
 
