@@ -48,6 +48,29 @@ def test_shipped_network_is_deeper_and_wider_than_the_demo_net_with_zf_conv1(shi
     assert shipped.meta["recipe"]["epochs"] >= 1 and shipped.evolution is not None
 
 
+def test_shipped_conv1_filters_are_smooth_patterns_not_noise(shipped):
+    # issue 17: conv1 shows edges, bars and blobs. Neighbouring taps of such a filter move together; in He's random
+    # noise they do not (correlation ~0). The weights shipped before conv1 was started small had a median of 0.21.
+    W = shipped.net["conv1"].params["W"][:, 0].astype(np.float64)
+    a = W - W.mean(axis=(1, 2), keepdims=True)
+    neighbours = ((a[:, :, 1:] * a[:, :, :-1]).sum((1, 2)) + (a[:, 1:] * a[:, :-1]).sum((1, 2))) / (
+        2 * (a * a).sum((1, 2)))
+    assert np.median(neighbours) > 0.5 and (neighbours > 0.4).mean() >= 0.9, np.round(np.sort(neighbours), 2)
+
+
+def test_shipped_feature_evolution_shows_the_higher_layers_settling_later(shipped):
+    # ZF Fig. 4's claim, on the shipped recording: from the random network (epoch 0) to the end, every epoch, with
+    # the response profiles that ``settling`` needs; after one epoch the layers are ordered by depth at both ends.
+    from minicnn.visualize import FeatureEvolution, settling
+    evo = FeatureEvolution.load(shipped.evolution)
+    epochs = list(range(shipped.meta["trained_epochs"] + 1))
+    assert all(v["epochs"] == epochs and v["profiles"] is not None for v in evo.values())
+    after_one = {layer: sims[1] for layer, (_, sims) in settling(evo).items()}
+    layers = list(after_one)
+    assert layers[0] == "pool1" and layers[-1] == "pool6"
+    assert after_one["pool1"] > after_one["pool2"] > after_one["relu3"] > max(after_one["relu5"], after_one["pool6"])
+
+
 def test_prepare_and_load_reject_bad_input(shipped):
     with pytest.raises(ValueError, match=r"expected images \(N, H, W\)"):
         shipped.prepare(np.zeros((2, 3, 28, 28), np.uint8))
@@ -62,6 +85,7 @@ def test_minicnn_gallery_draws_the_shipped_network(tmp_path, capsys):
     out = tmp_path / "g"
     assert main(["gallery", "--what", "filters,colour_filters,evolution", "--out", str(out), "--no-progress"]) == 0
     assert (out / "filters_conv1.png").stat().st_size > 1000 and (out / "evolution.png").exists()
+    assert (out / "evolution_settling.png").stat().st_size > 1000
     # the colour network's conv1 filters beside the grey ones (Fashion-MNIST has no colour), in the default set too
     assert (out / "filters_conv1_photos.png").stat().st_size > 1000
     from minicnn.visualize.gallery import PRETRAINED_ITEMS
@@ -130,12 +154,13 @@ def test_minicnn_gallery_network_photos(tmp_path):
 
 
 def test_build_scales_first_filters_only_on_a_fresh_run():
-    # the photos recipe starts conv1 at a tenth of He's scale; resuming must not shrink the trained filters again
+    # the recipes start conv1 small (photos: a tenth of He's scale, fashion: a fiftieth); resuming must not shrink
+    # the trained filters again
     from types import SimpleNamespace
 
     from minicnn.models import build
     from minicnn.pretrained.build import NETWORKS, ScaleFirstFilters
-    assert NETWORKS["photos"]["conv1_init_scale"] == 0.1 and "conv1_init_scale" not in NETWORKS["fashion"]
+    assert NETWORKS["photos"]["conv1_init_scale"] == 0.1 and NETWORKS["fashion"]["conv1_init_scale"] == 0.02
     net = build("zfnet_small", num_classes=3, input_shape=(3, 16, 16), width=2)
     w = net["conv1"].params["W"].copy()
     w2 = net["conv2"].params["W"].copy()

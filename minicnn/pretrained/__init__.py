@@ -212,8 +212,8 @@ def export_run(run_dir, dest=None, *, n_test: int = 1000, recipe=None, name: str
                            mean=splits.mean)
     evo = os.path.join(os.fspath(run_dir), "evolution.npz")
     if os.path.exists(evo):     # compressed: the crops are mostly zeros outside the receptive fields
-        with np.load(evo, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with np.load(evo, allow_pickle=False) as z:   # crops for display only: float16 halves them
+            arrays = {k: z[k].astype(np.float16) if k.endswith("/crops") else z[k] for k in z.files}
         atomic_write_bytes(os.path.join(dest, names[2]), lambda f: np.savez_compressed(f, **arrays))
     with open(os.path.join(dest, RESULTS[key]), "w") as f:
         json.dump({k: meta[k] for k in ("command", "recipe", "trained_epochs", "test_top1", "test_top5", "test_n",

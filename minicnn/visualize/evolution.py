@@ -132,7 +132,7 @@ class FeatureEvolution(Callback):
             for n, (layer, channels) in enumerate(features.items()):
                 epochs = z[f"{n}/epochs"]
                 out[layer] = {"channels": channels, "epochs": epochs.tolist(),
-                              "crops": z[f"{n}/crops"] if f"{n}/crops" in z else None,
+                              "crops": z[f"{n}/crops"].astype(np.float32) if f"{n}/crops" in z else None,
                               "values": z[f"{n}/values"] if f"{n}/values" in z else None,
                               "profiles": z[f"{n}/profiles"] if f"{n}/profiles" in z else None}
         return out
@@ -211,8 +211,9 @@ def plot_settling(evolution, ax=None):
     n_images = next(v["profiles"].shape[1] for v in data.values() if v.get("profiles") is not None)
     fig = None
     if ax is None:
-        fig = figure(5.2, 3.4)
+        fig = figure(5.2, 3.6)
         ax = fig.subplots()
+        fig.subplots_adjust(bottom=0.17, top=0.84)        # room for the title and for a caption under the axis
     colours = colormaps["viridis_r"](np.linspace(0.15, 1.0, len(curves)))
     for colour, (layer, (epochs, sims)) in zip(colours, curves.items()):
         ax.plot(epochs, sims, "o-", color=colour, label=layer, lw=1.6, ms=3.5)
