@@ -337,8 +337,8 @@ LR, MOMENTUM = 0.01, 0.9
 class MinicnnStep:
     """Forward (train mode), softmax cross-entropy, backward without the input gradient, SGD with momentum."""
 
-    def __init__(self, net):
-        self.net = net
+    def __init__(self, net, lr=LR):
+        self.net, self.lr = net, np.float32(lr)
         self.velocity = {k: np.zeros_like(v) for k, v in net.named_params().items()}
 
     def __call__(self, x, labels):
@@ -348,7 +348,7 @@ class MinicnnStep:
         params, grads = self.net.named_params(), self.net.named_grads()
         for key, v in self.velocity.items():     # v = mu v - lr g;  p += v   (in place: no fresh arrays)
             v *= np.float32(MOMENTUM)
-            v -= np.float32(LR) * grads[key]
+            v -= self.lr * grads[key]
             params[key] += v
         return loss
 
