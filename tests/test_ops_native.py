@@ -371,3 +371,25 @@ def test_concurrent_processes_build_once(cache_dirs):
     notices = sum(_finish(child).count("compiling the C loops") for child in children)
     assert notices == 1 and len(list(log.iterdir())) == 1
     assert not list(cache.glob("*.partial"))
+
+
+@needs_c
+@pytest.mark.parametrize("shape", [(2, 64, 8, 8, 128), (2, 3, 9, 9, 1)], ids=["direct-forward", "direct-backward"])
+def test_a_caller_reusing_its_input_buffer_after_the_forward_changes_no_gradient(shape):
+    """A layer whose forward and backward take different ways (a direct forward with dW sums too big for the direct
+    backward; one filter: a GEMM forward with a direct backward) must still keep its own copy of the input."""
+    N, C, H, W, F = shape
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((F, C, 3, 3)).astype(np.float32)
+    forward, backward = fast_conv._plan(x.shape, w.shape, (1, 1), (1, 1), np.float32)
+    assert forward != backward                                  # the two ways differ, as the case needs
+    with minicnn.cpu_path("readable"):
+        _, cache_ref = ops.conv2d_forward(x, w, None, 1, 1)
+    y, cache = ops.conv2d_forward(x, w, None, 1, 1)
+    x[...] = 7.0                                                # the caller reuses its buffer
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    with minicnn.cpu_path("readable"):
+        want = ops.conv2d_backward(dy, cache_ref)
+    for g, r in zip(ops.conv2d_backward(dy, cache), want):
+        np.testing.assert_allclose(g, r, rtol=2e-5, atol=2e-4)

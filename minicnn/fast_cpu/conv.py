@@ -100,7 +100,8 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, name="conv2d"):
     b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     y = np.empty((N, F, oh, ow), x.dtype)
     threads = 1 if 2.0 * F * K * N * L < TUNING.parallel_conv_flops else get_num_threads()
-    keep = not direct_backward and K * L * N * x.itemsize <= TUNING.keep_cols_bytes and gemm is not None
+    # columns only where both ways are GEMMs: a direct backward reads x, and a direct forward makes no columns
+    keep = not (direct or direct_backward) and K * L * N * x.itemsize <= TUNING.keep_cols_bytes
     cache = FastConvCache(tuple(x.shape), W, x, stride, pad, (N, F, oh, ow), {} if keep else None, threads)
     sizes = (C, H, Wd, F, kh, kw, *pad, oh, ow)
     if direct:
