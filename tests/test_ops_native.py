@@ -393,3 +393,27 @@ def test_a_caller_reusing_its_input_buffer_after_the_forward_changes_no_gradient
         want = ops.conv2d_backward(dy, cache_ref)
     for g, r in zip(ops.conv2d_backward(dy, cache), want):
         np.testing.assert_allclose(g, r, rtol=2e-5, atol=2e-4)
+
+
+@needs_c
+@pytest.mark.parametrize("stride", [1, 2], ids=["direct", "gemm-chunks"])
+def test_the_parameter_gradients_are_the_same_bits_on_every_run(stride):
+    """Four threads on one batch, many shares of images or chunks: however the threads are scheduled, dW and db come
+    out bit for bit the same (the shares' sums are added in a fixed order), so a training run reproduces."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((16, 3, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    old_threads = fast_threads.get_num_threads()
+    fast_threads.set_num_threads(4)
+    try:
+        with tuned(min_elements_per_thread=1, parallel_conv_flops=0, chunk_bytes=1):
+            y, cache = ops.conv2d_forward(x, w, None, stride, 1)
+            assert fast_conv._plan(x.shape, w.shape, (stride,) * 2, (1, 1), np.float32)[1] == (stride == 1)
+            dy = rng.standard_normal(y.shape).astype(np.float32)
+            first = ops.conv2d_backward(dy, cache, need_dx=False)
+            for _ in range(25):
+                again = ops.conv2d_backward(dy, cache, need_dx=False)
+                np.testing.assert_array_equal(again[1], first[1])
+                np.testing.assert_array_equal(again[2], first[2])
+    finally:
+        fast_threads.set_num_threads(old_threads)

@@ -25,7 +25,6 @@ the backward) and, when kept, the chunks' column matrices. ``ops.conv2d_backward
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,21 +161,23 @@ def conv2d_backward(dy, cache, need_dx=True, param_grads=True, name="conv2d"):
     (N, F, oh, ow), (_, C, H, Wd), (kh, kw) = dy.shape, x.shape, W.shape[2:]
     K, L = C * kh * kw, oh * ow
     dx = np.empty(x.shape, dy.dtype) if need_dx else None
-    parts = {}                                         # thread -> its partial sums (dW (F, K), db (F,))
+    # Each share of the work (a fixed range of images or chunks) sums its own dW (F, K) and db (F,); the shares'
+    # sums are added in the order of their ranges, so the result does not depend on which thread ran what first:
+    # the same bits on every run with the same thread count (a training run reproduces exactly).
+    parts = {}
 
-    def sums():
+    def sums(share):
         if not param_grads:
             return None, None
-        if threading.get_ident() not in parts:
-            parts[threading.get_ident()] = (np.zeros((F, K), dy.dtype), np.zeros(F, dy.dtype))
-        return parts[threading.get_ident()]
+        parts[share] = (np.zeros((F, K), dy.dtype), np.zeros(F, dy.dtype))
+        return parts[share]
 
     def address(a, offset=0):
         return None if a is None else a[offset:].ctypes.data
 
     if direct:
         def images(n0, n1):
-            dW, db = sums()
+            dW, db = sums(n0)
             build.call(lib.conv_direct_backward, dy.ctypes.data, x.ctypes.data, W.ctypes.data, address(dx),
                        address(dW), address(db), C, H, Wd, F, kh, kw, *cache.pad, oh, ow, n0, n1)
 
@@ -186,11 +187,11 @@ def conv2d_backward(dy, cache, need_dx=True, param_grads=True, name="conv2d"):
         chunks = sorted(cache.cols) if cache.cols else _chunks(N, K * L * dy.itemsize, cache.threads)
 
         def run_chunks(i0, i1):
+            dW, db = sums(i0)
             for n0, n1 in chunks[i0:i1]:
                 P = (n1 - n0) * L
                 kept = cache.cols.get((n0, n1)) if cache.cols else None
                 cols = kept if kept is not None or not param_grads else scratch("conv_cols", (K, P), dy.dtype)
-                dW, db = sums()
                 lib.conv_backward_chunk(gemm, address(dy, n0), address(x, n0), W2.ctypes.data, address(cols),
                                         scratch("conv_rows", (F, P), dy.dtype).ctypes.data,
                                         address(scratch("conv_dcols", (K, P), dy.dtype) if need_dx else None),
@@ -200,4 +201,5 @@ def conv2d_backward(dy, cache, need_dx=True, param_grads=True, name="conv2d"):
         _run(cache.threads, run_chunks, len(chunks), K * N * L)
     if not param_grads:
         return dx, None, None
-    return dx, sum(dW for dW, _ in parts.values()).reshape(W.shape), sum(db for _, db in parts.values())
+    shares = [parts[k] for k in sorted(parts)]
+    return dx, sum(dW for dW, _ in shares).reshape(W.shape), sum(db for _, db in shares)
