@@ -38,7 +38,7 @@ N_SHIPPED_TEST = 1000       # test images that ship (class-balanced, in the offi
 # (Fashion-MNIST is grey); any crop identifies its photograph, so its occlusion maps say little.
 PHOTOS_RECIPE = dict(model="zfnet_small", data="photos", image_size=48, width=24, n_samples=6000, epochs=12,
                      step_size=8, batch_size=32, lr=0.02, colour_jitter=0.2, seed=0)
-PHOTOS_EVOLUTION_EPOCHS = (0, 1, 2, 4, 8, 12)
+PHOTOS_EVOLUTION_EPOCHS = (1, 2, 4, 8, 12)
 PHOTOS_FEATURE_LAYERS = ("pool1", "pool2", "relu3", "relu4", "pool5")    # ZF's layers 1-5 in zfnet_small
 # conv1's He-initialised weights scaled by this before the first step (None: left as drawn). Twelve epochs leave
 # most of He's random 5x5 noise in place (weight decay removes about 2% of it); started small, as ZF's std 1e-2
