@@ -9,8 +9,8 @@
 # different ReLU rule; one cell checks that identity numerically.
 #
 # **What you need.** Notebook 02 (switches and the three ReLU rules) and 04 (the training recipe);
-# `minicnn.visualize`: `project`, `top_k`, `receptive_field`, `plot_evolution`, `settling`, `guided_backprop`, `saliency`,
-# `input_gradient` and the `plot_*` helpers. The network is the one that ships with minicnn
+# `minicnn.visualize`: `project`, `top_k`, `receptive_field`, `plot_evolution`, `settling`, `guided_backprop`,
+# `saliency`, `input_gradient` and the `plot_*` helpers. The network is the one that ships with minicnn
 # (`minicnn.load_pretrained()`): `zfnet_medium` of width 32, six convolution layers with ZF's 7x7 stride-2 first
 # layer, trained on Fashion-MNIST at 64x64 (recipe and command in `minicnn/pretrained/build.py`), with 1,000
 # Fashion-MNIST test images it never saw; for colour first-layer filters, the second shipped network
@@ -30,8 +30,7 @@ import minicnn
 from minicnn.layers import LRN
 from minicnn.train import evaluate, predict_logits
 from minicnn.visualize import (FeatureEvolution, guided_backprop, input_gradient, plot_evolution, plot_saliency,
-                               plot_settling, settling,
-                               plot_topk, project, receptive_field, saliency, top_k)
+                               plot_settling, plot_topk, project, receptive_field, saliency, settling, top_k)
 from minicnn.visualize.gallery import feature_layers
 from minicnn.visualize.plots import plot_filters, plot_zf_fig2
 
@@ -215,10 +214,11 @@ assert purity[TOP] == max(purity.values()) and purity["pool1"] < purity[TOP]
 # they are the ones ZF's layer 1 has in grey: horizontal and vertical edges and bars of both polarities, and dark
 # blobs. A few are still diffuse, and the speckled one (filter 7, second row; each filter is drawn on its own
 # contrast) has all but vanished: its norm is the smallest by far (printed below), and map 7 of pool1 never fires
-# on the shipped images (its tiles go blank in section 5's figure): a unit that died in training. Started from random noise at a fiftieth of He's scale,
-# these are what the gradients put there. ZF's Fig. 6 shows colour: blobs of one colour, colour-opponent pairs and light-dark edges. The second network that ships with
-# minicnn, `zfnet_small` trained on crops of 21 colour photographs (`minicnn.load_pretrained("photos")`), has them
-# (second figure). For each filter, the cell prints how much of its energy is colour: the norm of the filter minus its mean
+# on the shipped images (its tiles go blank in section 5's figure): a unit that died in training. Started from
+# random noise at a fiftieth of He's scale, these are what the gradients put there. ZF's Fig. 6 shows colour: blobs
+# of one colour, colour-opponent pairs and light-dark edges. The second network that ships with minicnn,
+# `zfnet_small` trained on crops of 21 colour photographs (`minicnn.load_pretrained("photos")`), has them (second
+# figure). For each filter, the cell prints how much of its energy is colour: the norm of the filter minus its mean
 # over the three channels, over the filter's norm (0: grey, the same pattern in R, G and B).
 
 # %%
@@ -249,7 +249,8 @@ assert (colour > 0.5).sum() >= 5 and (colour < 0.3).sum() >= 3      # colour blo
 # becomes the strongest, even if the map itself hardly changed. So the recording also kept, for every map of each
 # layer, its *response profile*: its largest activation on each of 200 probe images. `settling(evo)` correlates
 # each map's profile at an epoch with its profile at the end of training and averages over the layer's maps; 1
-# means the maps already respond to the 200 images as they will at the end (up to scale and offset). `plot_settling(evo)` draws one line per layer.
+# means the maps already respond to the 200 images as they will at the end (up to scale and offset).
+# `plot_settling(evo)` draws one line per layer.
 
 # %%
 evo = FeatureEvolution.load(pre.evolution)
