@@ -207,9 +207,9 @@ assert np.allclose(rot.probability[:, 0], rot.probability[:, -1], atol=1e-4)   #
 # first-layer map is a filtered copy of the image and stops overlapping itself after a few pixels. The relu8
 # distance starts small and grows steadily, nearly linearly in the shift and the scale: ZF's observation that the
 # top layer changes less abruptly for small transformations. The output tolerates vertical shifts of about 10
-# pixels of 64 (the trousers and the boot best, the T-shirt least: p(true) 0.2 at 13 pixels down) and enlargement
+# pixels of 64 (the trousers and the boot best, the T-shirt least: p(true) 0.2 at a shift of +13) and enlargement
 # to 1.4, but shrinking to 0.7 breaks it for three of the four (the boot holds). It is **not invariant to
-# rotation**, as in ZF: p(true) is near 0 by 60° for all four; the bag, nearly symmetric, comes back at 180° (0.9).
+# rotation**, as in ZF: p(true) is below 0.2 by 60° for all four; the bag, nearly symmetric, comes back at 180° (0.9).
 #
 # ## 4. Correspondence between the parts of ankle boots (ZF Table 1)
 #
