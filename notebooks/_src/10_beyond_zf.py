@@ -115,16 +115,18 @@ print(f"fooling images: mean probability of the intended class {np.diag(p_fool).
 print(f"class models: mean probability {np.diag(p_prior).mean():.4f}; their pixel values spread over "
       f"{prior.min():.0f}..{prior.max():.0f} (std {prior.std():.1f}) where real images lie in [0, 1] (std "
       f"{(x + mean).std():.2f}): the display rescales each tile")
+assert np.diag(p_fool).min() > 0.99 and np.abs(fool - noise).max() <= 0.01 * max(10, STEPS // 2) + 1e-6
+assert np.diag(p_prior).min() > 0.99 and prior.std() > 10 * (x + mean).std()   # certain, and far out of range
 
 # %% [markdown]
 # *What the figure shows.* Top row: valid images (grey levels in [0, 1], shown as they are) that are still noise to
 # a human eye, with no stroke or outline a person would name, and that the network assigns to the class above them,
-# most with a probability above 0.98 (the printed mean and minimum; each pixel moved 0.01 per step, at most 0.4 in
-# all, from the noise it started as, which the network called "Bag" with p ≈ 0.7). That is Nguyen et al.'s finding
-# in its gradient form. Bottom row: the class models are scored with certainty too, and the priors give them smooth
-# large-scale structure (light horizontal bands in the Pullover model, a few dark blobs in the Sandal, Sneaker and
-# Bag models, two of them near the top of the Bag like the ends of a handle), but their pixels lie far outside the
-# range of any real image, and even rescaled they are weak pictures of clothing. Neither row is what the network
+# every one with a probability above 0.99 (the printed mean and minimum; each pixel moved 0.01 per step, at most 0.4
+# in all, from the noise it started as, which the network called "Bag" with p ≈ 0.87). That is Nguyen et al.'s
+# finding in its gradient form. Bottom row: the class models are scored with certainty too, and the priors give
+# them smooth large-scale structure (a few sharp dark blobs in every model, faint light strokes between them), but
+# their pixels lie far outside the range of any real image (std 10, against 0.34 for real images), and even
+# rescaled they are not pictures of clothing: no model shows the outline of its class. Neither row is what the network
 # "sees" in a garment; both are inputs that happen to push its scores up.
 
 # %% [markdown]
@@ -247,15 +249,17 @@ x_adv = np.clip(x_adv, -mean, 1 - mean).astype(np.float32)
 after = probabilities(x_adv)
 display(plot_fgsm(x[show], x_adv, before, after, y[show], names, epsilons=EPSILONS, accuracy=accuracy, mean=mean,
                   eps=0.05))
+assert np.all(np.diff(accuracy) < 0) and accuracy[2] < accuracy[0] / 2    # falls with eps; below half at 0.05
 
 # %% [markdown]
 # *What the figure shows.* Each row: a test image the network gets right, the sign of its loss gradient (the
 # perturbation; grey is 0, where the gradient vanished), and the perturbed image with the network's answer and its
 # confidence; the right panel is the accuracy on the first test images as $\epsilon$ grows. At $\epsilon = 0.05$
-# (13 grey levels of 255) the garments are unchanged to the eye, although the noise is visible on the black
-# backgrounds; the accuracy has fallen from 87% to about a third (34%, the printed numbers), and to 13% at
-# $\epsilon = 0.1$. Not every row flips: here the T-shirt becomes a "Shirt" and the sneaker an "Ankle boot", while
-# the two confident answers (p = 1.00) only lose confidence at this $\epsilon$.
+# (13 grey levels of 255) the perturbation is faint but visible, a mottled texture on the garments (clearest on the
+# boot); on the black background most of it is clipped away (a pixel at 0 cannot go lower). Every garment is still
+# what it was to the eye, yet the accuracy has fallen from 92% to about a third (32.5%, the printed numbers), and to
+# 12.5% at $\epsilon = 0.1$. Not every row flips: here the T-shirt becomes a "Shirt" and the sneaker a "Sandal",
+# both with p ≥ 0.97, while the ankle boot and the sandal (p = 1.00) keep their labels, the boot at p = 0.82.
 
 # %% [markdown]
 # ## 4. Inversion: what a code keeps
@@ -269,29 +273,43 @@ display(plot_fgsm(x[show], x_adv, before, after, y[show], names, epsilons=EPSILO
 # %%
 layers = [conv_relus[0], conv_relus[len(conv_relus) // 2], conv_relus[-1], fc_relus[-1]]
 originals = x[[0, 3]]
-recon = {}
+recon, code_error = {}, {}
 for layer in layers:
     recon[layer], history = invert(net, originals, layer, steps=STEPS)
+    code_error[layer] = history[-1]
     print(f"{layer}: relative code error of the first image after {STEPS} steps {history[-1]:.3f}")
 no_tv, history = invert(net, originals, conv_relus[-1], steps=STEPS, tv=0.0)
 recon[f"{conv_relus[-1]}, no TV"] = no_tv
 print(f"{conv_relus[-1]} without TV: relative code error {history[-1]:.3f}")
 display(plot_inversions(originals, recon, list(recon), mean=mean))
 
+
+def roughness(img):
+    """Mean squared difference between neighbouring pixels, over the mean squared pixel (about the mean)."""
+    img = img - img.mean()
+    return float(((np.diff(img, axis=-1) ** 2).mean() + (np.diff(img, axis=-2) ** 2).mean()) / (img ** 2).mean())
+
+
+print("roughness (0 = smooth): original {:.2f}, {} with TV {:.2f}, without TV {:.2f}".format(
+    roughness(originals[0]), conv_relus[-1], roughness(recon[conv_relus[-1]][0]), roughness(no_tv[0])))
+assert code_error[layers[0]] == min(code_error.values())              # the first layer's code is the easiest to fit
+assert roughness(no_tv[0]) > 2 * roughness(recon[conv_relus[-1]][0])   # without the prior: speckle
+
 # %% [markdown]
 # *What the figure shows.* From the first ReLU (its maps at half the input's resolution, 32 channels) the
 # reconstruction is close to the image, stripes and folds included. Deeper codes keep much less: from relu4, relu6
 # and relu8 the reconstructions are mottled texture in which the jacket (top row) cannot be made out, and the dress
-# (bottom row) shows only as a vague lighter region where it stands, clearest from relu8. This is a weaker result
-# than Mahendran & Vedaldi's, whose deep inversions keep recognisable shapes. None of these optimisations has
-# converged (the printed relative code errors of the first image run from 0.05 at relu1 to 0.41 at relu6), and more
-# steps do not simply fix it: with fixed-size normalised steps and momentum 0.9, `invert` keeps moving, and at
-# `MINICNN_NB_SCALE=2` (160 steps) we measured the error rising for relu4 (0.14 to 0.32) and relu6 (0.41 to 0.46)
-# while it fell for relu8 (0.26 to 0.15). Read these reconstructions as what a short descent finds, not as the best
-# image that fits each code. The last column, the deepest conv code inverted without the TV prior, is speckled
-# noise with no garment visible, although it fits the code better than the image with the prior (0.30 against
-# 0.41): the code alone does not pin the image down, and the prior chooses a smooth solution among the many that
-# fit.
+# (bottom row) shows at most as a vague lighter region where it stands (from relu6 and relu8). This is a weaker
+# result than Mahendran & Vedaldi's, whose deep inversions keep recognisable shapes. None of these optimisations has
+# converged (the printed relative code errors of the first image run from 0.07 at relu1 to 0.50 at relu4 and 0.71
+# at relu6), and more steps do not simply fix it: with fixed-size normalised steps and momentum 0.9, `invert` keeps
+# moving, and at `MINICNN_NB_SCALE=2` (160 steps) we measured the error falling for relu4 (0.50 to 0.38) and relu8
+# (0.27 to 0.21) but rising for relu6 (0.71 to 0.75). Read these reconstructions as what a short descent finds, not
+# as the best image that fits each code. The last column, the deepest conv code inverted without the TV prior, is
+# speckled noise with no garment visible (its roughness, printed, is several times that of the inversion with the
+# prior). It does not fit the code better in these 80 steps (0.75 against 0.71); at 160 steps it does (we measured
+# 0.58 against 0.75) and is still noise: the code alone does not pin the image down, and the prior chooses a smooth
+# image among the many that fit about as well.
 
 # %% [markdown]
 # ## 5. t-SNE of the last hidden layer
@@ -315,16 +333,18 @@ def knn_accuracy(features, labels, k=5):
     return (votes == labels).mean()
 
 
-print(f"5-NN leave-one-out accuracy on {N_IMAGES} images: pixels {knn_accuracy(pixels, y[sub]):.1%}, "
-      f"{fc_relus[-1]} codes {knn_accuracy(codes, y[sub]):.1%}")
+knn_pixels, knn_codes = knn_accuracy(pixels, y[sub]), knn_accuracy(codes, y[sub])
+print(f"5-NN leave-one-out accuracy on {N_IMAGES} images: pixels {knn_pixels:.1%}, {fc_relus[-1]} codes {knn_codes:.1%}")
+assert knn_codes > knn_pixels + 0.15
 coords = tsne(net, x[sub], fc_relus[-1])
 display(plot_tsne(coords, x[sub], y[sub], names, mean=mean, layer=fc_relus[-1]))
 
 # %% [markdown]
 # *What the figure shows.* The codes group the images by class (frames of one colour together): footwear (sandal,
-# sneaker, ankle boot) in one region, trousers and bags apart, and the upper-body garments (T-shirt, pullover, coat,
-# shirt) close to each other and partly mixed, which is where the network's own errors are. The nearest-neighbour
-# numbers say the same without the drawing.
+# sneaker, ankle boot) in one region, trousers and bags each in a cluster of their own, and the upper-body garments
+# (T-shirt, pullover, coat, shirt) with the dresses in one large group, close to each other and partly mixed, which
+# is where the network's own errors are. The nearest-neighbour numbers say the same without the drawing: a 5-NN
+# vote is right for 91% of the images in the code space against 67.5% in pixel space.
 
 # %% [markdown]
 # ## 6. Sanity check: do the maps depend on the network?
@@ -338,16 +358,21 @@ few = show[:3] if len(show) >= 3 else np.arange(3)
 cascade = cascading_randomization(net, x[few], y[few])
 for method, sim in cascade.similarity.items():
     print(f"{method:<16} rank correlation with the trained map, stage by stage: {np.round(sim.mean(axis=1), 2)}")
+stage = {m: sim.mean(axis=1) for m, sim in cascade.similarity.items()}   # stage 0 = trained, then fc9, fc8, ...
+grad_key, guided_key, deconv_key = list(stage)
+assert stage[grad_key][1] < 0.5                      # the gradient changes as soon as the classifier is redrawn
+assert stage[guided_key][1:7].min() > 0.85          # guided backprop: fc9 ... conv4 redrawn, it barely changes
+assert stage[guided_key][-1] < stage[guided_key][1] and stage[deconv_key][-1] < stage[deconv_key][1]
 display(plot_cascade(cascade, x[few[0]], mean=mean))
 
 # %% [markdown]
 # *What the figure shows.* The plain gradient (Simonyan's saliency) loses most of its resemblance to the trained
-# map as soon as the classifier fc9 is randomised (rank correlation about 0.33) and keeps falling slowly (about 0.2
-# at the end): it depends on the weights, as a map that explains the network should. Guided backpropagation hardly
+# map as soon as the classifier fc9 is randomised (rank correlation 0.40) and keeps falling slowly (about 0.18 at
+# the end): it depends on the weights, as a map that explains the network should. Guided backpropagation hardly
 # changes while the fc layers and conv6-conv4 are re-drawn (correlation 0.88 or more), falls only with conv3 and
-# conv2 (0.81, 0.64), and still outlines the T-shirt when only conv1 is left trained (0.48 once conv1 goes too).
-# The deconvnet drops to about 0.75 at the first step, stays near 0.7 through the fc layers and conv6, and then
-# slides gradually down to 0.29. These two maps show the image's own structure more than what the network learned:
+# conv2 (0.82, 0.69), and still outlines the T-shirt when only conv1 is left trained (0.48 once conv1 goes too).
+# The deconvnet drops to about 0.79 at the first step, stays near 0.77 through the fc layers, and then slides down
+# through the conv layers (0.63 at conv6, 0.57-0.58 from conv5 to conv3) to 0.28. These two maps show the image's own structure more than what the network learned:
 # Adebayo et al.'s finding, reproduced on minicnn's network.
 
 # %% [markdown]
@@ -421,6 +446,11 @@ print(f"{'layer':<8} {'units':>6} " + " ".join(f"{lab + ' sparsity':>24} {lab + 
 for j, name in enumerate(relus):
     cells = " ".join(f"{rows[lab][j][0]:>24.1%} {rows[lab][j][1]:>20.1%}" for lab in rows)
     print(f"{name:<8} {shapes[name][0]:>6} {cells}")
+dead_trained = np.array([d for _, d in rows["trained"]])
+fresh_dead = np.array([d for _, d in rows["fresh (He init)"]])
+n_fc = len(fc_relus)
+assert fresh_dead[-n_fc:].min() > 0.15 and dead_trained[-n_fc:].max() < 0.1   # training revives the fc units
+assert np.isclose(dead_trained[0] * shapes[relus[0]][0], 1) and not dead_trained[1:-n_fc].any()   # one dead conv map: relu1's
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.0))
 xs = np.arange(len(relus))
@@ -439,10 +469,11 @@ plt.show()
 # %% [markdown]
 # *What the figure shows.* Left: a freshly initialised ReLU network is roughly half zeros in every layer (43–52%: a
 # random filter is about as likely to respond negatively as positively). Training makes every layer but the first
-# sparser, most of all the last conv layer (82% zeros) and conv2 (68%), while conv1 stays near half. Right, the
-# surprise: it is the *fresh* network that has dead units, over a fifth of fc7 and fc8 (22% and 25%). After six
+# sparser, most of all the last conv layer (85% zeros) and conv2 (73%), while conv1 stays near half (51%). Right,
+# the surprise: it is the *fresh* network that has dead units, over a fifth of fc7 and fc8 (22% and 25%). After six
 # random conv layers the codes of different images are all non-negative and point in nearly the same direction, so
 # a random fc unit that is negative for one image is negative for all of them. Training spreads the codes apart and
-# brings most of these units to life; the trained network has few units that never fire on these images (4% of fc7,
-# 2% of fc8, none in the conv layers: the table). A unit dead on this test subset may still fire on another image,
+# brings most of these units to life; the trained network has few units that never fire on these images (5% of fc7,
+# 1% of fc8, and in the conv layers a single map, one of relu1's 32: the conv1 filter that died in training,
+# notebook 05). A unit dead on this test subset may still fire on another image,
 # so these counts are upper bounds on truly dead units.
