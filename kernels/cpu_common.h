@@ -32,7 +32,6 @@ typedef T vT __attribute__((vector_size(VBYTES)));
 typedef IT vI __attribute__((vector_size(VBYTES)));
 
 static inline vT load(const T *p) { vT v; memcpy(&v, p, sizeof v); return v; }        /* unaligned */
-static inline vI load_i(const IT *p) { vI v; memcpy(&v, p, sizeof v); return v; }
 static inline void store(T *p, vT v) { memcpy(p, &v, sizeof v); }
 
 /* dst[0:n] = src[0:n] (or += with add), a vector of LANES at a time and the rest one by one: the runs in

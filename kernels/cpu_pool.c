@@ -22,7 +22,6 @@ static inline vT select_where(vI mask, vT a, vT b) { return (vT)(((vI)a & mask) 
 /* Half-vectors for stride 2: 8 consecutive values split into their even and odd lanes (4 each). */
 typedef T v8T __attribute__((vector_size(8 * sizeof(T))));
 typedef T v4T __attribute__((vector_size(4 * sizeof(T))));
-typedef IT v4I __attribute__((vector_size(4 * sizeof(T))));
 
 static inline v8T load8(const T *p) { v8T v; memcpy(&v, p, sizeof v); return v; }
 static inline v4T even(v8T v) { return __builtin_shufflevector(v, v, 0, 2, 4, 6); }
