@@ -218,6 +218,8 @@ def test_settling_orders_layers_by_when_their_responses_stop_changing():
     data = {name: {"epochs": [0, 1, 2][-len(p):], "profiles": p, "channels": [0], "crops": None}
             for name, p in (("low", early), ("high", late), ("dead", with_dead))}
     data["old"] = {"epochs": [1], "profiles": None, "channels": [0], "crops": None}   # no profiles: not shown
+    # resumed from a recording without profiles: fewer profiles than epochs, not shown
+    data["resumed"] = {"epochs": [0, 1, 2], "profiles": early[1:], "channels": [0], "crops": None}
     curves = settling(data)
     assert list(curves) == ["low", "high", "dead"]
     assert curves["low"][1][1] > 0.99 > abs(curves["high"][1][1])

@@ -34,7 +34,8 @@ from .topk import TopK, crop, receptive_field, top_activations, top_k
 
 __all__ = ["project", "project_units", "strongest_position", "input_gradient", "saliency", "guided_backprop",
            "TopK", "top_k", "top_activations", "receptive_field", "crop", "Occlusion", "occlusion",
-           "FeatureEvolution", "plot_evolution", "settling", "plot_settling", "Invariance", "invariance", "transform", "plot_invariance",
+           "FeatureEvolution", "plot_evolution", "settling", "plot_settling", "Invariance", "invariance", "transform",
+           "plot_invariance",
            "Correspondence", "correspondence", "plot_correspondence", "train_clipping_pair", "plot_clipping",
            "plot_filters", "plot_activations", "plot_topk", "plot_saliency", "plot_occlusion",
            "write_gallery", "gallery_from_run", "GALLERY_ITEMS", "DEFAULT_ITEMS",

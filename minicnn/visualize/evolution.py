@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from .. import backend
 from ..train import Callback
 from ._common import as_batch, check_channel, check_layer
 from .plots import figure, mosaic, projection_to_display, _show
@@ -103,8 +104,9 @@ class FeatureEvolution(Callback):
         x = self.probe[:self.n_profile]
         rows = []
         for i in range(0, len(x), self.batch_size):
-            a = net.forward(x[i:i + self.batch_size], until=layer)
-            rows.append(a.reshape(a.shape[0], a.shape[1], -1).max(axis=2))
+            xb, _ = as_batch(net, x[i:i + self.batch_size])        # on the net's device and dtype
+            a = net.forward(xb, until=layer)
+            rows.append(backend.to_numpy(a.reshape(a.shape[0], a.shape[1], -1).max(axis=2)))
         return np.concatenate(rows).astype(np.float16)
 
     def save(self, path):
@@ -184,7 +186,7 @@ def settling(evolution):
     out = {}
     for layer, v in data.items():
         profiles = v.get("profiles")
-        if profiles is None:
+        if profiles is None or len(profiles) != len(v["epochs"]):   # none, or a run resumed from an older recording
             continue
         p = np.asarray(profiles, np.float64)                   # (E, P, K)
         p = p - p.mean(axis=1, keepdims=True)
