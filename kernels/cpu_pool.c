@@ -160,9 +160,9 @@ int max_pool_forward(const T *x, T *y, int32_t *s, const i64 *runs, i64 ntaps, i
    shares in increasing tap order. A switch into the padding (a window with no pixel above -inf) adds nothing.
    Unlike the forward this needs no vectors: each output is one load, one add and one store, and what the phase
    grid saves the forward (a pass over the plane per tap) would cost here. The sums go to a scratch plane that
-   stays in L1 and is copied out whole: scattered straight into dx, the loop ran 1.8-3x slower depending on how the
-   caller's arrays happened to sit relative to each other modulo 4 KiB (stores and later loads whose addresses
-   share their low 12 bits stall the loads). */
+   stays in the cache and is copied out whole: scattered straight into dx, the loop ran 1.8-3x slower depending on
+   how the caller's arrays happened to sit relative to each other modulo 4 KiB (stores and later loads whose
+   addresses share their low 12 bits stall the loads). */
 int max_pool_backward(const T *dy, const int32_t *s, T *dx, i64 kh, i64 kw, i64 H, i64 W, i64 oh, i64 ow, i64 sy,
                       i64 sx, i64 ph, i64 pw, i64 r0, i64 r1)
 {
